@@ -1,0 +1,21 @@
+"""Assembles the command groups into the `execguard` console script."""
+
+from __future__ import annotations
+
+import typer
+
+from execguard.cli import dev_commands, policy_commands, sidecar_command
+
+app = typer.Typer(
+    name="execguard",
+    help="Execution policy, validation and drift enforcement for AI inference workloads.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(dev_commands.app, name="dev")
+app.add_typer(policy_commands.app, name="policy")
+app.command("sidecar")(sidecar_command.sidecar)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""The execguard operator: reconciles the custom resources, evaluates thresholds and drift, acts."""
