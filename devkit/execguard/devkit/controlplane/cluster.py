@@ -71,11 +71,17 @@ class ControlPlane:
         return self.data_dir / "logs" / f"{component}.log"
 
     def kubectl(
-        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60.0
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 60.0,
+        kubeconfig: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run the real kubectl against this control plane as the cluster admin."""
+        """Run the real kubectl against this control plane (as admin unless told otherwise)."""
+        config = kubeconfig or self.kubeconfig
         result = subprocess.run(
-            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(config), *args],
             input=input,
             capture_output=True,
             text=True,
