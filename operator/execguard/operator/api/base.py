@@ -8,6 +8,7 @@ to every object the operator reads.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final
@@ -116,7 +117,7 @@ class LabelSelector(ApiModel):
         """An empty selector matches everything."""
         return not self.match_labels and not self.match_expressions
 
-    def matches(self, labels: dict[str, str]) -> bool:
+    def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether an object with these labels is selected (Kubernetes semantics)."""
         for key, value in (self.match_labels or {}).items():
             if labels.get(key) != value:

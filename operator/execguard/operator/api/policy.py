@@ -401,7 +401,8 @@ class Validation(ApiModel):
     model_config = ConfigDict(
         json_schema_extra=validations(
             cel(
-                "!has(self.request) || !has(self.response)"
+                "!has(self.request) || !has(self.request.policies)"
+                " || !has(self.response) || !has(self.response.policies)"
                 " || !self.request.policies.exists(p,"
                 " self.response.policies.exists(q, q.name == p.name))",
                 "Rego module names must be unique across request and response",
