@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import urllib.request
-import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,33 +14,9 @@ from kubernetes import client
 
 from execguard.devkit.catalog import SCRIPTED_MODEL_IMAGE
 from execguard.devkit.controlplane.kubeconfig import write_token_kubeconfig
+from execguard.devkit.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-
-
-@pytest.fixture
-def namespace(control_plane) -> str:
-    name = f"cp-{uuid.uuid4().hex[:8]}"
-    control_plane.kubectl("create", "namespace", name)
-    # The serviceaccount controller must create `default` before pods can be admitted.
-    wait_for(
-        "the default ServiceAccount",
-        lambda: (
-            control_plane.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0
-        ),
-    )
-    return name
 
 
 def model_deployment(name: str, replicas: int) -> dict[str, Any]:
