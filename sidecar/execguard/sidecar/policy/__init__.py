@@ -6,5 +6,7 @@ Exceptions raised by engines::
     PolicyError
     ├── PolicyCompileError      a module does not compile (module name, line)
     ├── PolicyUnavailable       the engine cannot be reached or is not loaded
-    └── PolicyEvaluationFailed  evaluation errored or ran past its time budget
+    ├── PolicyEvaluationFailed  evaluation errored or ran past its time budget
+    │   └── PolicyInputInvalid  the input is not a JSON document Rego can see
+    └── PolicyDataInvalid       data not a JSON object, or data/modules over the size limit
 """

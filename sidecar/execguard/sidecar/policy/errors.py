@@ -25,3 +25,11 @@ class PolicyUnavailable(PolicyError):
 
 class PolicyEvaluationFailed(PolicyError):
     """Evaluation raised a runtime error or exceeded its time budget."""
+
+
+class PolicyInputInvalid(PolicyEvaluationFailed):
+    """The input document cannot be handed to Rego (e.g. not JSON-serialisable)."""
+
+
+class PolicyDataInvalid(PolicyError):
+    """What `load` was given is unusable: data not a JSON object, or over a size limit."""

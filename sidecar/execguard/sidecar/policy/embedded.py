@@ -1,0 +1,311 @@
+"""The embedded engine: Rego evaluated in-process by rego-cpp (`regopy`).
+
+Why rego-cpp: it is maintained by Microsoft, ships manylinux wheels with no
+extra runtime, compiles a policy set into a bundle once and evaluates it in
+well under a millisecond; the conformance suite checks it against OPA.
+
+Design decisions:
+
+* **Compile once per `load`.** Modules, the shipped library and data are
+  built into a rego-cpp bundle; `evaluate` only sets the input and runs a
+  pre-planned entrypoint.
+* **One worker thread per compiled bundle.** rego-cpp interpreters are not
+  shared between threads, and ctypes releases the GIL during evaluation, so
+  the event loop keeps serving while Rego runs.
+* **Bounded evaluation.** A native call cannot be interrupted, so a run
+  past `eval_timeout` fails the request (`PolicyEvaluationFailed`), and the
+  busy worker is abandoned and replaced by a fresh one compiled from the
+  same program. Abandoned workers are counted; past `max_abandoned` the
+  engine reports `PolicyUnavailable` instead of starting more threads.
+* **Output through base64.** rego-cpp 1.x does not escape quotes and
+  backslashes that came from input strings when it serialises results, so
+  a deny message quoting user text would be unreadable JSON. A small
+  generated wrapper module returns every decision string base64-encoded,
+  which survives any content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Final, TypeVar
+
+from regopy import Bundle, Input, Interpreter, LogLevel, RegoError
+
+from execguard.sidecar.policy.decision import Decision
+from execguard.sidecar.policy.errors import (
+    PolicyCompileError,
+    PolicyEvaluationFailed,
+    PolicyUnavailable,
+)
+from execguard.sidecar.policy.input import Phase, PolicyInput
+from execguard.sidecar.policy.library import with_library
+from execguard.sidecar.policy.limits import (
+    EngineLimits,
+    check_modules,
+    encode_data,
+    input_value,
+)
+from execguard.sidecar.policy.rego_cpp_errors import parse_problems
+from execguard.sidecar.policy.results import PHASES, decision_from_value
+
+_WRAPPER_PACKAGE: Final = "execguard_engine"
+_WRAPPER_MODULE: Final = "execguard/engine/decision.rego"
+
+# Each decision string leaves rego-cpp as {"b64": ...}; anything that is not a
+# string leaves as {"type": <type_name>} so the shape error names the real type.
+_WRAPPER_SOURCE: Final = f"""package {_WRAPPER_PACKAGE}
+
+import rego.v1
+
+request := _wrap(data.execguard.request)
+
+response := _wrap(data.execguard.response)
+
+stream := _wrap(data.execguard.stream)
+
+_wrap(d) := {{"type": type_name(d)}} if not is_object(d)
+
+_wrap(d) := {{
+	"deny": _many(object.get(d, "deny", [])),
+	"warn": _many(object.get(d, "warn", [])),
+	"redact": _many(object.get(d, "redact", [])),
+	"reask": _one(object.get(d, "reask", null)),
+}} if is_object(d)
+
+_many(xs) := [_one(x) | some x in xs] if is_array(xs)
+
+_many(xs) := [_one(x) | some x in xs] if is_set(xs)
+
+_many(xs) := {{"type": type_name(xs)}} if {{
+	not is_array(xs)
+	not is_set(xs)
+}}
+
+_one(x) := {{"b64": base64.encode(x)}} if is_string(x)
+
+_one(x) := null if is_null(x)
+
+_one(x) := {{"type": type_name(x)}} if {{
+	not is_string(x)
+	not is_null(x)
+}}
+"""
+
+# Stand-ins of each JSON type, so `decision_from_value` reports the real type.
+_TYPE_SAMPLES: Final[dict[str, object]] = {
+    "number": 0,
+    "boolean": False,
+    "object": {},
+    "set": [],
+    "array": [],
+}
+
+T = TypeVar("T")
+
+
+def _decode(value: object) -> object:
+    """Undo the wrapper's encoding into plain JSON values."""
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    if isinstance(value, dict):
+        if "b64" in value:
+            encoded = value["b64"]
+            if not isinstance(encoded, str):
+                raise PolicyEvaluationFailed("embedded engine returned a malformed string")
+            try:
+                return base64.b64decode(encoded, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError) as error:
+                raise PolicyEvaluationFailed(
+                    "embedded engine returned a malformed string"
+                ) from error
+        if set(value) == {"type"}:
+            type_name = value["type"]
+            return _TYPE_SAMPLES.get(str(type_name), str(type_name))
+        return {key: _decode(item) for key, item in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class _Program:
+    """Everything one compile needs: all modules (library included) and data."""
+
+    modules: dict[str, str]
+    data_json: str
+
+
+@dataclass
+class _Worker:
+    """One interpreter with its compiled bundle, used only from its own thread."""
+
+    program: _Program
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="rego")
+    )
+    interpreter: Interpreter | None = None
+    bundle: Bundle | None = None
+    running: threading.Event = field(default_factory=threading.Event)
+
+    def compile(self) -> None:
+        """Build the bundle (runs on the worker thread)."""
+        interpreter = Interpreter()
+        # rego-cpp prints errors to stdout at the default level; we report them.
+        interpreter.log_level = LogLevel.NONE
+        try:
+            for name, source in self.program.modules.items():
+                interpreter.add_module(name, source)
+            interpreter.add_data_json(self.program.data_json)
+            bundle = interpreter.build(None, [f"{_WRAPPER_PACKAGE}/{phase}" for phase in PHASES])
+        except RegoError as error:
+            problems = parse_problems(str(error), self.program.modules)
+            first = problems[0]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise PolicyCompileError(
+                f"{first.message}{more}", module=first.module, line=first.line
+            ) from error
+        if not bundle.ok():
+            raise PolicyCompileError("rego-cpp could not build the policy bundle")
+        self.interpreter = interpreter
+        self.bundle = bundle
+
+    def evaluate(self, phase: Phase, value: object) -> object:
+        """Run one phase's entrypoint for the input (runs on the worker thread)."""
+        if self.interpreter is None or self.bundle is None:
+            raise PolicyUnavailable("the embedded engine's worker has not compiled its bundle")
+        self.running.set()
+        try:
+            self.interpreter.set_input(Input(value))
+            output = self.interpreter.query_bundle_entrypoint(
+                self.bundle, f"{_WRAPPER_PACKAGE}/{phase}"
+            )
+        except (RegoError, json.JSONDecodeError) as error:
+            raise PolicyEvaluationFailed(
+                f"data.execguard.{phase} failed to evaluate: {error}"
+            ) from error
+        finally:
+            self.running.clear()
+        if not output.ok():
+            raise PolicyEvaluationFailed(
+                f"data.execguard.{phase} raised a runtime error (for example conflicting "
+                "values for one rule, or a function with several outputs)"
+            )
+        expressions = output.results[0].expressions if output.results else []
+        return _decode(expressions[0]) if expressions else _UNDEFINED
+
+    def submit(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
+        """Schedule `fn(*args)` on this worker's thread."""
+        return asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def close(self) -> None:
+        """Stop accepting work; a running evaluation finishes in the background."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+_UNDEFINED: Final = object()
+
+
+class EmbeddedEngine:
+    """In-process Rego through rego-cpp; see the module docstring for the design."""
+
+    def __init__(self, limits: EngineLimits | None = None, *, max_abandoned: int = 2) -> None:
+        self._limits = limits or EngineLimits()
+        self._max_abandoned = max_abandoned
+        self._worker: _Worker | None = None
+        self._abandoned: set[asyncio.Future[object]] = set()
+        self._lock = asyncio.Lock()
+
+    @property
+    def limits(self) -> EngineLimits:
+        """The limits this engine enforces."""
+        return self._limits
+
+    async def load(self, modules: dict[str, str], data: dict[str, object]) -> None:
+        """Compile the modules with the library and data; replace the running set on success."""
+        check_modules(modules, self._limits)
+        for name in modules:
+            if name == _WRAPPER_MODULE:
+                raise PolicyCompileError("module name is reserved by the engine", module=name)
+        program = _Program(
+            modules={**with_library(modules), _WRAPPER_MODULE: _WRAPPER_SOURCE},
+            data_json=encode_data(data, self._limits),
+        )
+        worker = await self._compile(program)
+        async with self._lock:
+            previous, self._worker = self._worker, worker
+        if previous is not None:
+            previous.close()
+
+    async def _compile(self, program: _Program) -> _Worker:
+        worker = _Worker(program)
+        try:
+            await asyncio.wait_for(worker.submit(worker.compile), self._limits.load_timeout)
+        except TimeoutError as error:
+            worker.close()
+            raise PolicyUnavailable(
+                f"compiling the policy took longer than {self._limits.load_timeout}s"
+            ) from error
+        except BaseException:
+            worker.close()
+            raise
+        return worker
+
+    async def evaluate(self, phase: Phase, document: PolicyInput) -> Decision:
+        """Evaluate `data.execguard.<phase>`; bounded by `limits.eval_timeout`."""
+        if phase not in PHASES:
+            raise PolicyEvaluationFailed(f"unknown phase {phase!r}; expected one of {PHASES}")
+        value = input_value(document)
+        worker = await self._ready_worker()
+        job = worker.submit(worker.evaluate, phase, value)
+        try:
+            result = await asyncio.wait_for(asyncio.shield(job), self._limits.eval_timeout)
+        except TimeoutError as error:
+            if worker.running.is_set():
+                await self._abandon(worker, job)
+            else:
+                job.cancel()
+            raise PolicyEvaluationFailed(
+                f"data.execguard.{phase} did not finish within {self._limits.eval_timeout}s"
+            ) from error
+        if result is _UNDEFINED:
+            return decision_from_value(phase, None, defined=False)
+        return decision_from_value(phase, result)
+
+    async def _ready_worker(self) -> _Worker:
+        async with self._lock:
+            worker = self._worker
+            if worker is None:
+                raise PolicyUnavailable("no policy is loaded into the embedded engine")
+            if worker.interpreter is not None:
+                return worker
+            # A replacement after an abandoned evaluation: compile it on first use.
+            if len(self._abandoned) >= self._max_abandoned:
+                raise PolicyUnavailable(
+                    f"{len(self._abandoned)} policy evaluations are still running past their "
+                    "time budget; not starting another until they finish"
+                )
+            self._worker = await self._compile(worker.program)
+            return self._worker
+
+    async def _abandon(self, worker: _Worker, job: asyncio.Future[object]) -> None:
+        async with self._lock:
+            if self._worker is worker:
+                # Same program, fresh thread and interpreter, compiled lazily.
+                self._worker = _Worker(worker.program)
+            self._abandoned.add(job)
+            job.add_done_callback(self._abandoned.discard)
+            # Consume the eventual result so it is not reported as never retrieved.
+            job.add_done_callback(lambda done: done.cancelled() or done.exception())
+        worker.close()
+
+    async def close(self) -> None:
+        """Release the worker thread and the compiled bundle."""
+        async with self._lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()

@@ -1,0 +1,109 @@
+# Detectors for personal data and secrets in free text.
+#
+#   import data.execguard.lib.pii
+#   deny contains "no e-mail addresses" if count(pii.emails(text)) > 0
+#
+# Every detector is a function from a string to the set of matches, so a
+# rule can count them, report them or redact them. Candidates are found by
+# regular expression and then checked (Luhn for card numbers, ISO 13616
+# mod-97 for IBANs) so that order numbers and dates do not trip them.
+package execguard.lib.pii
+
+import rego.v1
+
+email_pattern := `[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`
+
+# 13 to 19 digits, optionally grouped by single spaces or dashes.
+card_pattern := `\b\d(?:[ -]?\d){12,18}\b`
+
+iban_pattern := `\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b`
+
+# Shapes of common provider credentials; kind -> pattern.
+api_key_patterns := {
+	"openai": `\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}`,
+	"aws_access_key_id": `\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`,
+	"github_token": `\bgh[pousr]_[A-Za-z0-9]{36,}\b`,
+	"slack_token": `\bxox[abprs]-[A-Za-z0-9-]{10,}`,
+	"google_api_key": `\bAIza[0-9A-Za-z_-]{35}\b`,
+	"private_key": `-----BEGIN (?:RSA |EC |OPENSSH )?PRIVATE KEY-----`,
+}
+
+# emails(s): the e-mail addresses in s.
+emails(s) := {m | some m in regex.find_n(email_pattern, s, -1)}
+
+# card_numbers(s): the Luhn-valid payment card numbers in s, digits only.
+card_numbers(s) := {digits |
+	some m in regex.find_n(card_pattern, s, -1)
+	digits := regex.replace(m, `[ -]`, "")
+	luhn_valid(digits)
+}
+
+# ibans(s): the IBANs in s that pass the mod-97 check, without spaces.
+ibans(s) := {iban |
+	some m in regex.find_n(iban_pattern, s, -1)
+	iban := replace(m, " ", "")
+	iban_valid(iban)
+}
+
+# api_keys(s): the substrings of s shaped like a provider credential.
+api_keys(s) := {m |
+	some pattern in api_key_patterns
+	some m in regex.find_n(pattern, s, -1)
+}
+
+# kinds(s): which kinds of personal data or secrets s contains.
+kinds(s) := {pair[0] |
+	some pair in [["email", emails(s)], ["card_number", card_numbers(s)], ["iban", ibans(s)], ["api_key", api_keys(s)]]
+	count(pair[1]) > 0
+}
+
+# contains_pii(s): true when s contains any of the kinds above.
+contains_pii(s) if count(kinds(s)) > 0
+
+# luhn_valid(digits): the Luhn checksum of a digit string is 0 (mod 10).
+luhn_valid(digits) if {
+	n := count(digits)
+	n >= 13
+	n <= 19
+	total := sum([v |
+		some i in numbers.range(0, n - 1)
+		d := to_number(substring(digits, (n - 1) - i, 1))
+		v := _luhn_term(d, i)
+	])
+	total % 10 == 0
+}
+
+_luhn_term(d, i) := d if i % 2 == 0
+
+_luhn_term(d, i) := d * 2 if {
+	i % 2 == 1
+	d * 2 <= 9
+}
+
+_luhn_term(d, i) := (d * 2) - 9 if {
+	i % 2 == 1
+	d * 2 > 9
+}
+
+_alphabet := "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# 10^k mod 97, so the check never builds a number wider than a float holds.
+_pow10_mod97 := [1, 10, 3, 30, 9, 90, 27, 76, 81, 34, 49, 5, 50, 15, 53, 45, 62, 38, 89, 17, 73, 51, 25, 56, 75, 71, 31, 19, 93, 57, 85, 74, 61, 28, 86, 84, 64, 58, 95, 77, 91, 37, 79, 14, 43, 42, 32, 29, 96, 87, 94, 67, 88, 7, 70, 21, 16, 63, 48, 92, 47, 82, 44, 52, 35, 59, 8, 80, 24, 46, 72, 41, 22, 26, 66, 78, 4, 40, 12, 23]
+
+# iban_valid(iban): ISO 13616 check (country code and check digits moved to
+# the end, letters as 10..35, the whole number mod 97 equals 1).
+iban_valid(iban) if {
+	n := count(iban)
+	n >= 15
+	n <= 34
+	rearranged := concat("", [substring(iban, 4, n - 4), substring(iban, 0, 4)])
+	numeric := concat("", [format_int(indexof(_alphabet, c), 10) | some c in split(rearranged, "")])
+	width := count(numeric)
+	width <= count(_pow10_mod97)
+	remainder := sum([term |
+		some i in numbers.range(0, width - 1)
+		d := to_number(substring(numeric, i, 1))
+		term := d * _pow10_mod97[(width - 1) - i]
+	]) % 97
+	remainder == 1
+}
