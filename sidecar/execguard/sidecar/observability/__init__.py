@@ -1,0 +1,1 @@
+"""Metrics, drift statistics, the decision audit log and structured logs."""

@@ -1,0 +1,1 @@
+"""Forwarding to the model container: headers, the pooled client, SSE relay, the handler."""

@@ -1,0 +1,1 @@
+"""Checks on content: JSON Schema, redaction, policy decisions, OpenAI body shapes."""
