@@ -15,7 +15,6 @@ from contextlib import contextmanager
 
 import pytest
 
-
 from execguard.devkit.catalog import MODEL_SERVER_SCRIPT
 from execguard.devkit.controlplane.cluster import free_port
 from execguard.devkit.waiting import wait_for
