@@ -37,6 +37,8 @@ from execguard.sidecar.config import SidecarConfig
 CONFIGMAP_NAME: Final = "execguard-sidecar-config"
 CONFIG_KEY_ANNOTATION: Final = "execguard.io/config-key"
 UPSTREAM_PORT_ANNOTATION: Final = "execguard.io/upstream-port"
+LABELS_HASH_ANNOTATION: Final = "execguard.io/labels-hash"
+"""The pod labels the current assignment was computed from; a change means re-render."""
 INJECT_LABEL: Final = "execguard.io/inject"
 INJECT_ENABLED: Final = "enabled"
 INJECT_DISABLED: Final = "disabled"
@@ -216,7 +218,10 @@ def plan_namespace(
         previous_port = _int_or_none(pod.annotations.get(UPSTREAM_PORT_ANNOTATION))
         if not selecting:
             if CONFIG_KEY_ANNOTATION not in pod.annotations:
-                continue  # never configured by us: nothing to keep working
+                # Never configured by us: nothing to keep working, only note the labels
+                # so that pod events do not ask for another render until they change.
+                annotations[pod.name] = {LABELS_HASH_ANNOTATION: labels_hash(pod.labels)}
+                continue
             port = previous_port or DEFAULT_UPSTREAM_PORT
             key = passthrough_key(port)
             if key not in data:
@@ -242,8 +247,27 @@ def plan_namespace(
                     update={"generation": _next_generation(previous, key, config)}
                 )
                 data[key] = config.model_dump_json(by_alias=True)
-        annotations[pod.name] = {CONFIG_KEY_ANNOTATION: key, UPSTREAM_PORT_ANNOTATION: str(port)}
+        annotations[pod.name] = {
+            CONFIG_KEY_ANNOTATION: key,
+            UPSTREAM_PORT_ANNOTATION: str(port),
+            LABELS_HASH_ANNOTATION: labels_hash(pod.labels),
+        }
     return NamespacePlan(data=data, pod_annotations=annotations, matched=matched, problems=problems)
+
+
+def labels_hash(labels: Mapping[str, str]) -> str:
+    """A short digest of a pod's labels."""
+    text = "\n".join(f"{key}={value}" for key, value in sorted(labels.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def needs_render(pod: PodView, namespace_labels: Mapping[str, str]) -> bool:
+    """Whether a pod event should trigger a render of its namespace."""
+    if not pod.opted_in(namespace_labels):
+        return CONFIG_KEY_ANNOTATION in pod.annotations and (
+            pod.annotations.get(LABELS_HASH_ANNOTATION) != labels_hash(pod.labels)
+        )
+    return pod.annotations.get(LABELS_HASH_ANNOTATION) != labels_hash(pod.labels)
 
 
 def _int_or_none(text: str | None) -> int | None:

@@ -1,0 +1,1 @@
+"""Plain typed async functions that do the work behind each kopf handler in `main`."""

@@ -1,0 +1,1 @@
+"""Status conditions, written following the Kubernetes API conventions."""
