@@ -13,10 +13,16 @@ those internals fails loudly rather than silently dropping the guard.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+log = logging.getLogger("execguard.sidecar.connections")
 
 
 class _HeadDeadlineHandler(RequestHandler):
@@ -49,6 +55,41 @@ class _HeadDeadlineHandler(RequestHandler):
             self.force_close()  # still the same incomplete head: too slow
         else:
             self._arm_head_deadline()  # a later head started meanwhile: give it its own time
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """A JSON error (never a traceback) for requests the HTTP parser or a handler broke on.
+
+        Malformed framing (smuggling shapes, bare LF, CR/LF/NUL in values) is
+        refused here by the compiled parser before any handler runs.
+        """
+        if request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)
+        if isinstance(exc, LineTooLong):
+            status, code = 431, "header_too_large"
+        elif status >= 500:
+            code = "internal_error"
+            log.error("unhandled error in the proxy", exc_info=exc)
+        else:
+            code = "bad_http_request"
+        detail = (
+            exc.message
+            if isinstance(exc, BadHttpMessage) and isinstance(exc.message, str)
+            else "malformed HTTP request"
+        )
+        if status >= 500:
+            detail = "the sidecar failed to handle the request"
+        else:
+            log.info("refused malformed request: %s", detail)
+        body = json.dumps({"error": {"type": code, "message": detail}})
+        response = web.Response(status=status, text=body, content_type="application/json")
+        response.force_close()
+        return response
 
     def connection_lost(self, exc: BaseException | None) -> None:
         timer = getattr(self, "_head_timer", None)
