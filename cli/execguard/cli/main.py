@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from execguard.cli import dev_commands, policy_commands, sidecar_command
+from execguard.cli import dev_commands, operator_command, policy_commands, sidecar_command
 
 app = typer.Typer(
     name="execguard",
@@ -15,6 +15,7 @@ app = typer.Typer(
 app.add_typer(dev_commands.app, name="dev")
 app.add_typer(policy_commands.app, name="policy")
 app.command("sidecar")(sidecar_command.sidecar)
+app.command("operator")(operator_command.operator)
 
 
 if __name__ == "__main__":
