@@ -17,18 +17,18 @@ Design decisions:
   busy worker is abandoned and replaced by a fresh one compiled from the
   same program. Abandoned workers are counted; past `max_abandoned` the
   engine reports `PolicyUnavailable` instead of starting more threads.
-* **Output through base64.** rego-cpp 1.x does not escape quotes and
-  backslashes that came from input strings when it serialises results, so
-  a deny message quoting user text would be unreadable JSON. A small
-  generated wrapper module returns every decision string base64-encoded,
-  which survives any content.
+* **Strings escaped on the way in.** rego-cpp 1.x keeps string values in
+  their escaped source form (a literal `"a\\"b"` is stored with the
+  backslash) but stores strings from a Python input object raw, so a policy
+  literal containing a quote or backslash never equals the same text from the
+  input, and results quoting such input are not valid JSON. Handing the input
+  over with every string pre-escaped (as rego-cpp's own JSON parser would
+  store it) makes both agree, and results come back as valid JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import threading
 from collections.abc import Callable
@@ -53,82 +53,19 @@ from execguard.sidecar.policy.limits import (
     input_value,
 )
 from execguard.sidecar.policy.rego_cpp_errors import parse_problems
-from execguard.sidecar.policy.results import PHASES, decision_from_value
-
-_WRAPPER_PACKAGE: Final = "execguard_engine"
-_WRAPPER_MODULE: Final = "execguard/engine/decision.rego"
-
-# Each decision string leaves rego-cpp as {"b64": ...}; anything that is not a
-# string leaves as {"type": <type_name>} so the shape error names the real type.
-_WRAPPER_SOURCE: Final = f"""package {_WRAPPER_PACKAGE}
-
-import rego.v1
-
-request := _wrap(data.execguard.request)
-
-response := _wrap(data.execguard.response)
-
-stream := _wrap(data.execguard.stream)
-
-_wrap(d) := {{"type": type_name(d)}} if not is_object(d)
-
-_wrap(d) := {{
-	"deny": _many(object.get(d, "deny", [])),
-	"warn": _many(object.get(d, "warn", [])),
-	"redact": _many(object.get(d, "redact", [])),
-	"reask": _one(object.get(d, "reask", null)),
-}} if is_object(d)
-
-_many(xs) := [_one(x) | some x in xs] if is_array(xs)
-
-_many(xs) := [_one(x) | some x in xs] if is_set(xs)
-
-_many(xs) := {{"type": type_name(xs)}} if {{
-	not is_array(xs)
-	not is_set(xs)
-}}
-
-_one(x) := {{"b64": base64.encode(x)}} if is_string(x)
-
-_one(x) := null if is_null(x)
-
-_one(x) := {{"type": type_name(x)}} if {{
-	not is_string(x)
-	not is_null(x)
-}}
-"""
-
-# Stand-ins of each JSON type, so `decision_from_value` reports the real type.
-_TYPE_SAMPLES: Final[dict[str, object]] = {
-    "number": 0,
-    "boolean": False,
-    "object": {},
-    "set": [],
-    "array": [],
-}
+from execguard.sidecar.policy.results import PHASES, decision_from_value, phase_path
 
 T = TypeVar("T")
 
 
-def _decode(value: object) -> object:
-    """Undo the wrapper's encoding into plain JSON values."""
-    if isinstance(value, list):
-        return [_decode(item) for item in value]
+def _escaped(value: object) -> object:
+    """Every string (keys included) in the escaped form rego-cpp stores internally."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)[1:-1]
     if isinstance(value, dict):
-        if "b64" in value:
-            encoded = value["b64"]
-            if not isinstance(encoded, str):
-                raise PolicyEvaluationFailed("embedded engine returned a malformed string")
-            try:
-                return base64.b64decode(encoded, validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError) as error:
-                raise PolicyEvaluationFailed(
-                    "embedded engine returned a malformed string"
-                ) from error
-        if set(value) == {"type"}:
-            type_name = value["type"]
-            return _TYPE_SAMPLES.get(str(type_name), str(type_name))
-        return {key: _decode(item) for key, item in value.items()}
+        return {_escaped(key): _escaped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_escaped(item) for item in value]
     return value
 
 
@@ -161,7 +98,7 @@ class _Worker:
             for name, source in self.program.modules.items():
                 interpreter.add_module(name, source)
             interpreter.add_data_json(self.program.data_json)
-            bundle = interpreter.build(None, [f"{_WRAPPER_PACKAGE}/{phase}" for phase in PHASES])
+            bundle = interpreter.build(None, [phase_path(phase) for phase in PHASES])
         except RegoError as error:
             problems = parse_problems(str(error), self.program.modules)
             first = problems[0]
@@ -180,10 +117,8 @@ class _Worker:
             raise PolicyUnavailable("the embedded engine's worker has not compiled its bundle")
         self.running.set()
         try:
-            self.interpreter.set_input(Input(value))
-            output = self.interpreter.query_bundle_entrypoint(
-                self.bundle, f"{_WRAPPER_PACKAGE}/{phase}"
-            )
+            self.interpreter.set_input(Input(_escaped(value)))
+            output = self.interpreter.query_bundle_entrypoint(self.bundle, phase_path(phase))
         except (RegoError, json.JSONDecodeError) as error:
             raise PolicyEvaluationFailed(
                 f"data.execguard.{phase} failed to evaluate: {error}"
@@ -196,7 +131,7 @@ class _Worker:
                 "values for one rule, or a function with several outputs)"
             )
         expressions = output.results[0].expressions if output.results else []
-        return _decode(expressions[0]) if expressions else _UNDEFINED
+        return expressions[0] if expressions else _UNDEFINED
 
     def submit(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
         """Schedule `fn(*args)` on this worker's thread."""
@@ -228,11 +163,8 @@ class EmbeddedEngine:
     async def load(self, modules: dict[str, str], data: dict[str, object]) -> None:
         """Compile the modules with the library and data; replace the running set on success."""
         check_modules(modules, self._limits)
-        for name in modules:
-            if name == _WRAPPER_MODULE:
-                raise PolicyCompileError("module name is reserved by the engine", module=name)
         program = _Program(
-            modules={**with_library(modules), _WRAPPER_MODULE: _WRAPPER_SOURCE},
+            modules=with_library(modules),
             data_json=encode_data(data, self._limits),
         )
         worker = await self._compile(program)

@@ -24,14 +24,14 @@ violations(value, schema) := union({
 		is_object(value)
 		some name in object.keys(object.get(schema, "properties", {}))
 		name in object.keys(value)
-		some m in _level(sprintf("$.%s", [name]), value[name], schema.properties[name])
+		some m in _level(concat("", ["$.", name]), value[name], schema.properties[name])
 	},
 	{m |
 		is_array(value)
 		is_object(schema.items)
 		some i
 		item := value[i]
-		some m in _level(sprintf("$[%d]", [i]), item, schema.items)
+		some m in _level(concat("", ["$[", format_int(i, 10), "]"]), item, schema.items)
 	},
 })
 
@@ -46,53 +46,105 @@ type_ok(value, t) if {
 	type_name(value) == t
 }
 
+# Messages are built with concat, not sprintf: rego-cpp 1.x formats a string
+# that reached a function as a literal argument with its quotes. Each check
+# is `{message} if ... else := set()` rather than a filter-only comprehension
+# (`{m | condition}`), which rego-cpp 1.x caches across calls with
+# different arguments.
+_num(n) := sprintf("%v", [n])
+
+_properties(s) := object.get(s, "properties", {})
+
 _level(path, v, s) := union({
 	_type(path, v, s),
+	_type_any(path, v, s),
 	_enum(path, v, s),
-	_strings(path, v, s),
-	_numbers(path, v, s),
-	_object(path, v, s),
-	_array(path, v, s),
+	_const(path, v, s),
+	_max_length(path, v, s),
+	_min_length(path, v, s),
+	_pattern(path, v, s),
+	_minimum(path, v, s),
+	_maximum(path, v, s),
+	_required(path, v, s),
+	_additional(path, v, s),
+	_max_items(path, v, s),
+	_min_items(path, v, s),
 })
 
-_type(path, v, s) := {sprintf("%s: expected %s, got %s", [path, s.type, type_name(v)]) | is_string(s.type)
+_type(path, v, s) := {concat("", [path, ": expected ", s.type, ", got ", type_name(v)])} if {
+	is_string(s.type)
 	not type_ok(v, s.type)
-} | {sprintf("%s: expected one of %s, got %s", [path, concat("|", s.type), type_name(v)]) | is_array(s.type)
-	count({t | some t in s.type; type_ok(v, t)}) == 0
-}
+} else := set()
 
-_enum(path, v, s) := {sprintf("%s: %s is not one of the allowed values", [path, json.marshal(v)]) | is_array(s.enum)
+_type_any(path, v, s) := {concat("", [path, ": expected one of ", concat("|", s.type), ", got ", type_name(v)])} if {
+	is_array(s.type)
+	count([t | some t in s.type; type_ok(v, t)]) == 0
+} else := set()
+
+_enum(path, v, s) := {concat("", [path, ": value is not one of the allowed values"])} if {
+	is_array(s.enum)
 	not v in s.enum
-} | {sprintf("%s: must equal %s", [path, json.marshal(s.const)]) | "const" in object.keys(s)
-	v != s.const
-}
+} else := set()
 
-_strings(path, v, s) := {sprintf("%s: longer than %d characters", [path, s.maxLength]) | is_string(v)
+_const(path, v, s) := {concat("", [path, ": value is not the required constant"])} if {
+	"const" in object.keys(s)
+	v != s.const
+} else := set()
+
+_max_length(path, v, s) := {concat("", [path, ": longer than ", _num(s.maxLength), " characters"])} if {
+	is_string(v)
 	count(v) > s.maxLength
-} | {sprintf("%s: shorter than %d characters", [path, s.minLength]) | is_string(v)
+} else := set()
+
+_min_length(path, v, s) := {concat("", [path, ": shorter than ", _num(s.minLength), " characters"])} if {
+	is_string(v)
 	count(v) < s.minLength
-} | {sprintf("%s: does not match pattern %s", [path, s.pattern]) | is_string(v)
+} else := set()
+
+_pattern(path, v, s) := {concat("", [path, ": does not match pattern ", s.pattern])} if {
+	is_string(v)
 	is_string(s.pattern)
 	not regex.match(s.pattern, v)
-}
+} else := set()
 
-_numbers(path, v, s) := {sprintf("%s: below the minimum %v", [path, s.minimum]) | is_number(v)
+_minimum(path, v, s) := {concat("", [path, ": below the minimum ", _num(s.minimum)])} if {
+	is_number(v)
 	v < s.minimum
-} | {sprintf("%s: above the maximum %v", [path, s.maximum]) | is_number(v)
+} else := set()
+
+_maximum(path, v, s) := {concat("", [path, ": above the maximum ", _num(s.maximum)])} if {
+	is_number(v)
 	v > s.maximum
-}
+} else := set()
 
-_object(path, v, s) := {sprintf("%s: missing required property %s", [path, k]) | is_object(v)
-	some k in object.get(s, "required", [])
-	not k in object.keys(v)
-} | {sprintf("%s: property %s is not allowed", [path, k]) | is_object(v)
+# One message per object listing the keys: a comprehension whose head uses
+# `path` comes back empty from rego-cpp 1.x when `path` started as a literal.
+_required(path, v, s) := {concat("", [path, ": missing required properties: ", concat(", ", sort(missing))])} if {
+	missing := _missing_keys(v, s)
+	count(missing) > 0
+} else := set()
+
+_missing_keys(v, s) := {k | some k in s.required; not k in object.keys(v)} if {
+	is_object(v)
+	is_array(s.required)
+} else := set()
+
+_additional(path, v, s) := {concat("", [path, ": properties not allowed: ", concat(", ", sort(extra))])} if {
+	extra := _extra_keys(v, s)
+	count(extra) > 0
+} else := set()
+
+_extra_keys(v, s) := object.keys(v) - object.keys(_properties(s)) if {
+	is_object(v)
 	s.additionalProperties == false
-	some k in object.keys(v)
-	not k in object.keys(object.get(s, "properties", {}))
-}
+} else := set()
 
-_array(path, v, s) := {sprintf("%s: more than %d items", [path, s.maxItems]) | is_array(v)
+_max_items(path, v, s) := {concat("", [path, ": more than ", _num(s.maxItems), " items"])} if {
+	is_array(v)
 	count(v) > s.maxItems
-} | {sprintf("%s: fewer than %d items", [path, s.minItems]) | is_array(v)
+} else := set()
+
+_min_items(path, v, s) := {concat("", [path, ": fewer than ", _num(s.minItems), " items"])} if {
+	is_array(v)
 	count(v) < s.minItems
-}
+} else := set()
