@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from execguard.sidecar.config import RedactionRule
 
 _POLICY_PATTERN_HOLDBACK = 256
+# Already-sent text kept so that anchors and lookbehinds see what preceded a cut.
+_CONTEXT_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -52,12 +54,12 @@ class Redactor:
         """Whether any rule is configured."""
         return bool(self._rules)
 
-    def _matches(self, text: str) -> list[tuple[int, int, _Rule]]:
+    def _matches(self, text: str, begin: int) -> list[tuple[int, int, _Rule]]:
         spans: list[tuple[int, int, _Rule]] = []
         for rule in self._rules:
             spans.extend(
                 (m.start(), m.end(), rule)
-                for m in rule.pattern.finditer(text)
+                for m in rule.pattern.finditer(text, begin)
                 if m.end() > m.start()
             )
         spans.sort(key=lambda span: (span[0], -span[1]))
@@ -73,13 +75,17 @@ class Redactor:
         output, hits, _ = self._apply(text, len(text))
         return output, hits
 
-    def _apply(self, text: str, limit: int) -> tuple[str, Counter[str], int]:
-        """Redact `text[:cut]` where cut <= limit never splits a match; returns cut too."""
+    def _apply(self, text: str, limit: int, begin: int = 0) -> tuple[str, Counter[str], int]:
+        """Redact `text[begin:cut]`, where cut <= limit never splits a match; returns cut too.
+
+        `text[:begin]` is context already sent: searching from `start` inside the whole
+        text keeps anchors such as `\\b` seeing the character before it.
+        """
         hits: Counter[str] = Counter()
         parts: list[str] = []
-        position = 0
+        position = begin
         cut = limit
-        for start, end, rule in self._matches(text):
+        for start, end, rule in self._matches(text, begin):
             if end > limit:
                 cut = min(cut, start)
                 break
@@ -100,6 +106,7 @@ class StreamRedactor:
 
     def __init__(self, redactor: Redactor) -> None:
         self._redactor = redactor
+        self._context = ""
         self._pending = ""
         self.hits: Counter[str] = Counter()
 
@@ -107,16 +114,19 @@ class StreamRedactor:
         """Add a piece; returns the redacted text that is now safe to send (may be empty)."""
         if not self._redactor.active:
             return piece
-        buffer = self._pending + piece
-        safe = max(0, len(buffer) - self._redactor.holdback)
-        output, hits, cut = self._redactor._apply(buffer, safe)
+        context = len(self._context)
+        buffer = self._context + self._pending + piece
+        safe = max(context, len(buffer) - self._redactor.holdback)
+        output, hits, cut = self._redactor._apply(buffer, safe, context)
         self.hits.update(hits)
+        self._context = buffer[max(0, cut - _CONTEXT_CHARS) : cut]
         self._pending = buffer[cut:]
         return output
 
     def flush(self) -> str:
         """The rest of the text, redacted, at the end of the stream."""
-        output, hits = self._redactor.redact(self._pending)
+        buffer = self._context + self._pending
+        output, hits, _ = self._redactor._apply(buffer, len(buffer), len(self._context))
         self.hits.update(hits)
-        self._pending = ""
+        self._context = self._pending = ""
         return output
