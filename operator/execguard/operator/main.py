@@ -41,6 +41,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
 
 
+@kopf.on.login()
+def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+    """Authenticate kopf exactly as the operator's own API client (built by the runner)."""
+    connection: kopf.ConnectionInfo = memo.connection
+    return connection
+
+
 def _context(memo: Any) -> OperatorContext:
     context: OperatorContext = memo.context
     return context

@@ -40,6 +40,31 @@ def _api_client(settings: OperatorSettings) -> client.ApiClient:
     return client.ApiClient()
 
 
+def connection_info(api_client: client.ApiClient) -> kopf.ConnectionInfo:
+    """kopf's credentials from the same client configuration the handlers use.
+
+    One source of credentials: whatever kubeconfig or in-cluster config built
+    `api_client` is also what kopf's watches authenticate with.
+    """
+    configuration = api_client.configuration
+    header = configuration.get_api_key_with_prefix(
+        "BearerToken"
+    ) or configuration.get_api_key_with_prefix("authorization")
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (
+        (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    )
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme,
+        token=token,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
+
+
 def build_context(settings: OperatorSettings, api_client: client.ApiClient) -> OperatorContext:
     """The handlers' shared context for these settings."""
     compilers: list[RegoCompiler] = [EmbeddedCompiler()]
@@ -81,7 +106,7 @@ async def run_operator(settings: OperatorSettings, stop: threading.Event | None 
             clusterwide=True,
             standalone=True,
             stop_flag=kopf_stop,
-            memo=kopf.Memo(context=context),
+            memo=kopf.Memo(context=context, connection=connection_info(api_client)),
             liveness_endpoint=liveness,
         )
     )
