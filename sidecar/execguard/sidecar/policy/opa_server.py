@@ -35,6 +35,7 @@ from opa_client.errors import (
     DeletePolicyError,
     PolicyNotFoundError,
     RegoParseError,
+    TypeException,
 )
 
 from execguard.sidecar.policy.decision import Decision
@@ -237,10 +238,12 @@ class OpaServerEngine:
     async def _restore(self, client: AsyncOpaClient, previous: dict[str, str]) -> None:
         """Best effort: put the last good module set back after a refused load."""
         try:
-            for name in [name for name in self._installed if name not in previous]:
+            # Leftovers adopted from an earlier engine have no known source: drop them.
+            stale = [name for name, source in previous.items() if not source]
+            for name in [name for name in self._installed if name not in previous] + stale:
                 await self._delete_policy(client, name)
             for name, source in previous.items():
-                if self._installed.get(name) != source:
+                if source and self._installed.get(name) != source:
                     await self._bounded(
                         f"PUT policy {name}",
                         client.update_policy_from_string(
@@ -249,7 +252,7 @@ class OpaServerEngine:
                         self._limits.load_timeout,
                     )
                     self._installed[name] = source
-        except (PolicyError, RegoParseError, aiohttp.ClientError):
+        except (PolicyError, RegoParseError, TypeException, aiohttp.ClientError):
             # The server is now in an unknown state; the next load pushes everything.
             self._installed.clear()
 
