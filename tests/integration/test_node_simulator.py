@@ -49,16 +49,19 @@ def test_sidecar_and_init_containers_run_first_and_env_and_volumes_are_there(
         "metadata": {"name": "settings"},
         "data": {"mode": "strict", "config.json": '{"v": 1}'},
     }
+    # Paths come in as arguments: the simulator maps mount paths in args and
+    # env to the local volume directories (it cannot see inside program text).
     report = (
         """
-import json, os, pathlib, urllib.request
+import json, os, pathlib, sys, urllib.request
+marker, config, labels = sys.argv[2:5]
 sidecar = urllib.request.urlopen(f"http://{os.environ['POD_IP']}:9001/", timeout=5).read().decode()
 print(json.dumps({
     "sidecar": sidecar,
-    "marker": pathlib.Path("/work/marker").read_text(),
+    "marker": pathlib.Path(marker).read_text(),
     "mode": os.environ["MODE"],
-    "config": pathlib.Path("/etc/settings/config.json").read_text(),
-    "labels": pathlib.Path("/etc/podinfo/labels").read_text(),
+    "config": pathlib.Path(config).read_text(),
+    "labels": pathlib.Path(labels).read_text(),
     "name": os.environ["MY_NAME"],
 }), flush=True)
 """
@@ -76,7 +79,8 @@ print(json.dumps({
                     "image": PYTHON_IMAGE,
                     "args": [
                         "-c",
-                        "import pathlib; pathlib.Path('/work/marker').write_text('set')",
+                        "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text('set')",
+                        "/work/marker",
                     ],
                     "volumeMounts": [{"name": "work", "mountPath": "/work"}],
                 },
@@ -92,7 +96,14 @@ print(json.dumps({
                 {
                     "name": "main",
                     "image": PYTHON_IMAGE,
-                    "args": ["-c", report, "9000"],
+                    "args": [
+                        "-c",
+                        report,
+                        "9000",
+                        "/work/marker",
+                        "/etc/settings/config.json",
+                        "/etc/podinfo/labels",
+                    ],
                     "env": [
                         pod_ip_env(),
                         {

@@ -32,6 +32,11 @@ CONTROLLERS = (
     "serviceaccount-controller",
     "serviceaccount-token-controller",
     "root-ca-certificate-publisher-controller",
+    # Aggregated ClusterRoles (admin/edit/view), PodDisruptionBudget status and
+    # ResourceQuota usage, which the chart and injection tests rely on.
+    "clusterrole-aggregation-controller",
+    "disruption-controller",
+    "resourcequota-controller",
 )
 SERVICE_CIDR = "10.96.0.0/24"
 STARTUP_TIMEOUT_SECONDS = 120.0

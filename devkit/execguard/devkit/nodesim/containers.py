@@ -117,12 +117,13 @@ class ContainerProcess:
 
     def start(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:
         """Start (or restart) the process."""
-        if self.started_at is not None:
-            self.restart_count += 1
-        self.argv = list(argv)
         with self.log_path.open("ab") as log:
             log.write(f"--- {now_rfc3339()} start: {' '.join(argv)}\n".encode())
-        self.process = spawn(argv, self.log_path, env=env, cwd=cwd)
+        process = spawn(argv, self.log_path, env=env, cwd=cwd)
+        if self.started_at is not None:
+            self.restart_count += 1
+        self.process = process
+        self.argv = list(argv)
         self.started_at = now_rfc3339()
         self.exit_code = None
         self.finished_at = None

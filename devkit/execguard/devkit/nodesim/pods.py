@@ -99,13 +99,20 @@ class PodRuntime:
         entry = [arg.replace("{pod_ip}", self.pod_ip) for arg in image.argv]
         command = [expand(arg, env) for arg in (spec.command or [])]
         args = [expand(arg, env) for arg in (spec.args or [])]
-        argv = [_rewrite(arg, mounts) for arg in (command or entry) + args]
+        # Only what the pod spec wrote refers to mount paths; the image's own
+        # entrypoint is a host path and stays as it is.
+        written = [_rewrite(arg, mounts) for arg in command + args]
+        argv = written if command else entry + written
         base_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.directory)}
         # Local processes need the host's interpreter paths to start at all.
         for key in ("PATH", "PYTHONPATH", "VIRTUAL_ENV", "HOME", "LANG"):
             if key in os.environ:
                 base_env[key] = os.environ[key]
-        process.start(argv, base_env | env, cwd=self.directory)
+        try:
+            process.start(argv, base_env | env, cwd=self.directory)
+        except OSError as exc:
+            process.waiting_reason = "RunContainerError"
+            process.waiting_message = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
 
     def _supervise(self, pod: Any, spec: Any, reader: ResourceReader, restart: str) -> None:
         process = self._container(spec)
@@ -252,6 +259,6 @@ class PodRuntime:
         }
         if init_specs:
             status["initContainerStatuses"] = statuses(init_specs)
-        if self.message:
-            status["message"] = self.message
+        # A merge patch keeps keys it is not given: say "no message" explicitly.
+        status["message"] = self.message
         return status

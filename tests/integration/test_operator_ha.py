@@ -1,0 +1,107 @@
+"""Two operator replicas: exactly one acts, and the other takes over when the leader dies."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_operator_reconcile import (
+    LEASE_NAMESPACE,
+    OperatorProcess,
+    apply,
+    execution_policy,
+    get_json,
+    install_crds,
+    lease_holder,
+    wait_for,
+    wait_ready,
+)
+
+pytestmark = pytest.mark.integration
+
+TAKEOVER_DEADLINE_SECONDS = 30.0
+
+
+@pytest.fixture
+def replicas(control_plane: Any, tmp_path: Path) -> Iterator[tuple[OperatorProcess, ...]]:
+    install_crds(control_plane)
+    lease = f"ha-{uuid.uuid4().hex[:6]}"
+    first = OperatorProcess(control_plane, tmp_path / "a.log", "replica-a", lease)
+    wait_for(lambda: lease_holder(control_plane, lease) == "replica-a", "replica-a to lead")
+    second = OperatorProcess(control_plane, tmp_path / "b.log", "replica-b", lease)
+    try:
+        yield first, second
+    finally:
+        for replica in (first, second):
+            replica.stop()
+        for replica in (first, second):
+            print(f"--- {replica.identity}\n{replica.log.read_text()[-3000:]}")
+        control_plane.kubectl("delete", "lease", lease, "-n", LEASE_NAMESPACE, "--ignore-not-found")
+
+
+@pytest.fixture
+def namespace(control_plane: Any) -> Iterator[str]:
+    name = f"ha-{uuid.uuid4().hex[:8]}"
+    control_plane.kubectl("create", "namespace", name)
+    yield name
+    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def _leader_of(cluster: Any, replicas: tuple[OperatorProcess, ...]) -> str | None:
+    lease = json.loads(cluster.kubectl("get", "lease", "-n", LEASE_NAMESPACE, "-o", "json").stdout)
+    holders = {item["spec"].get("holderIdentity") for item in lease["items"]}
+    return next((r.identity for r in replicas if r.identity in holders), None)
+
+
+def test_only_the_leader_acts_and_the_standby_takes_over_when_it_dies(
+    control_plane: Any, replicas: tuple[OperatorProcess, ...], namespace: str
+):
+    leader, standby = replicas
+    apply(control_plane, execution_policy("before", namespace))
+    wait_ready(control_plane, "xp/before", namespace)
+    assert _leader_of(control_plane, replicas) == leader.identity
+    assert "standing by" in wait_for(
+        lambda: (text := standby.log.read_text()) and "standing by" in text and text,
+        "the standby to report standing by",
+    )
+    assert "Handler 'execution_policy' succeeded" not in standby.log.read_text()
+
+    leader.kill()  # SIGKILL: no chance to release the lease
+    killed_at = time.monotonic()
+    apply(control_plane, execution_policy("after", namespace))
+    wait_ready_deadline = TAKEOVER_DEADLINE_SECONDS - (time.monotonic() - killed_at)
+    wait_for(
+        lambda: (
+            (obj := get_json(control_plane, "xp/after", "-n", namespace))
+            and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in (obj.get("status") or {}).get("conditions", [])
+            )
+        ),
+        f"the standby to reconcile within {TAKEOVER_DEADLINE_SECONDS}s of the leader's death",
+        timeout=wait_ready_deadline,
+    )
+    assert _leader_of(control_plane, replicas) == standby.identity
+    # The new leader resumed the old object from its status, not from memory.
+    before = get_json(control_plane, "xp/before", "-n", namespace)
+    assert before is not None
+    assert before["status"]["lastGoodGeneration"] == 1
+
+
+def test_a_stopped_leader_hands_over_at_once(
+    control_plane: Any, replicas: tuple[OperatorProcess, ...], namespace: str
+):
+    leader, standby = replicas
+    leader.stop()  # SIGTERM: releases the lease on the way out
+    wait_for(
+        lambda: _leader_of(control_plane, replicas) == standby.identity,
+        "the standby to acquire the released lease",
+        timeout=15,
+    )
+    apply(control_plane, execution_policy("handed-over", namespace))
+    wait_ready(control_plane, "xp/handed-over", namespace)
