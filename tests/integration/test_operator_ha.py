@@ -86,6 +86,7 @@ def test_only_the_leader_acts_and_the_standby_takes_over_when_it_dies(
         f"the standby to reconcile within {TAKEOVER_DEADLINE_SECONDS}s of the leader's death",
         timeout=wait_ready_deadline,
     )
+    print(f"standby reconciled {time.monotonic() - killed_at:.1f}s after the leader was killed")
     assert _leader_of(control_plane, replicas) == standby.identity
     # The new leader resumed the old object from its status, not from memory.
     before = get_json(control_plane, "xp/before", "-n", namespace)
