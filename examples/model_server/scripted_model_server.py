@@ -334,7 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--host", default=e("host", env("POD_IP", "127.0.0.1")))
     p.add_argument("--port", type=int, default=int(e("port", "8000")))
-    p.add_argument("--seed", type=int, default=int(e("seed", "0")))
+    p.add_argument(
+        "--seed",
+        default=e("seed", "0"),
+        help="any string; the same seed gives the same answers (e.g. the pod name per replica)",
+    )
     p.add_argument(
         "--models", default=e("models", "scripted-small,scripted-large"), help="comma-separated"
     )

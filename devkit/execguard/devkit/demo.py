@@ -8,6 +8,7 @@ end, so nobody mistakes the demo for enforcement that is not there.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from typing import Any
@@ -20,6 +21,8 @@ from execguard.devkit.catalog import SCRIPTED_MODEL_IMAGE
 from execguard.devkit.session import local_cluster
 
 NAMESPACE = "demo"
+# What a PII guard policy would catch: e-mail addresses and card-like numbers.
+PII = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|\b(?:\d[ -]?){13,16}\b")
 NOT_BUILT_YET = (
     "the ExecutionPolicy / ClusterExecutionPolicy / DriftBaseline CRDs and the operator",
     "the admission webhook that injects the execguard sidecar",
@@ -44,7 +47,14 @@ def _deployment() -> dict[str, Any]:
                         {
                             "name": "model",
                             "image": SCRIPTED_MODEL_IMAGE,
-                            "args": ["--port", "8000", "--seed", "3", "--pii-rate", "0.5"],
+                            "args": ["--port", "8000", "--pii-rate", "0.6"],
+                            # One seed per replica, so the two pods answer differently.
+                            "env": [
+                                {
+                                    "name": "MODEL_SEED",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                                }
+                            ],
                             "ports": [{"name": "http", "containerPort": 8000}],
                             "readinessProbe": {
                                 "httpGet": {"path": "/healthz", "port": "http"},
@@ -113,13 +123,16 @@ def run_demo(console: Console, hold: bool = False) -> int:
         table = Table(title="Traffic straight to the model (no execguard in the path yet)")
         table.add_column("pod address")
         table.add_column("answer")
+        leaked = 0
         for i in range(6):
             address = addresses[i % len(addresses)]
-            table.add_row(address, _ask(address, f"question {i}"))
+            answer = _ask(address, f"question {i}")
+            leaked += bool(PII.search(answer))
+            table.add_row(address, PII.sub(lambda m: f"[bold red]{m.group(0)}[/bold red]", answer))
         console.print(table)
         console.print(
-            "[yellow]Some answers above carry e-mail addresses or card numbers: nothing stops "
-            "them yet.[/yellow]"
+            f"[yellow]{leaked} of 6 answers carry an e-mail address or card number (in red): "
+            "nothing stops them yet.[/yellow]"
         )
         console.print("[bold]Not built yet:[/bold]")
         for item in NOT_BUILT_YET:
