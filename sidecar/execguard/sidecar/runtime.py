@@ -19,6 +19,7 @@ from execguard.sidecar.boundaries.concurrency import ConcurrencyLimiter
 from execguard.sidecar.boundaries.rate_limit import RateLimiter
 from execguard.sidecar.boundaries.sessions import SessionTracker
 from execguard.sidecar.config import ConfigError, SidecarConfig
+from execguard.sidecar.engine_selection import engine_is_shared_state
 from execguard.sidecar.observability.audit import AuditLog
 from execguard.sidecar.observability.metrics import Metrics
 from execguard.sidecar.observability.stats import StatsRecorder
@@ -59,6 +60,8 @@ class Runtime:
     sessions: SessionTracker | None
     upstream: UpstreamClient
     shared: Shared
+    owns_engine: bool = True
+    """False once a newer runtime took over this runtime's (OPA) engine."""
     users: int = 0
     retired: bool = False
     _closed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -77,7 +80,8 @@ class Runtime:
     async def _close(self) -> None:
         if not self._closed.is_set():
             self._closed.set()
-            await self.gate.close()
+            if self.owns_engine:
+                await self.gate.close()
 
 
 async def build_runtime(
@@ -104,13 +108,27 @@ async def build_runtime(
         raise ConfigError(str(error)) from error
     modules = config.rego_modules
     engine: PolicyEngine | None = None
+    reused = (
+        previous is not None
+        and previous.gate.engine is not None
+        and previous.owns_engine
+        and engine_is_shared_state(config)
+        and previous.config.engine == config.engine
+    )
     if modules:
-        engine = shared.engine_factory(config)
+        if reused and previous is not None:
+            engine = previous.gate.engine
+        else:
+            engine = shared.engine_factory(config)
+        assert engine is not None
         try:
             await engine.load(modules, dict(config.validation.data))
         except PolicyError as error:
-            await engine.close()
+            if not reused:
+                await engine.close()
             raise ConfigError(f"policy modules cannot be loaded: {error}") from error
+    if reused and previous is not None:
+        previous.owns_engine = modules == {}
     gate = PolicyGate(
         engine,
         phases=phases_defined(modules),
