@@ -29,12 +29,13 @@ Design decisions:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from regopy import Bundle, Input, Interpreter, LogLevel, RegoError
 
@@ -69,6 +70,67 @@ def _escaped(value: object) -> object:
     return value
 
 
+_Job = tuple[Callable[[], object], asyncio.Future[object], asyncio.AbstractEventLoop]
+
+
+class _DaemonThread:
+    """One daemon thread running jobs in order, answering through asyncio futures.
+
+    Not a ThreadPoolExecutor: the interpreter joins executor threads at exit,
+    so one runaway Rego evaluation would hold up the sidecar's shutdown
+    until it finished. A daemon thread is simply dropped at exit.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="execguard-rego", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, future, loop = job
+            if future.cancelled():
+                continue
+            try:
+                result = fn()
+            except BaseException as error:  # handed to the awaiting coroutine
+                _post(loop, _settle_error, future, error)
+            else:
+                _post(loop, _settle, future, result)
+
+    def submit(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
+        """Queue `fn(*args)`; the returned future resolves on the caller's loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((lambda: fn(*args), cast("asyncio.Future[object]", future), loop))
+        return future
+
+    def stop(self) -> None:
+        """Finish the queued jobs, then end the thread."""
+        self._jobs.put(None)
+
+
+def _post(
+    loop: asyncio.AbstractEventLoop,
+    settle: Callable[[asyncio.Future[object], Any], None],
+    future: asyncio.Future[object],
+    value: object,
+) -> None:
+    # An abandoned evaluation may end after its event loop closed; nobody waits then.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(settle, future, value)
+
+
+def _settle(future: asyncio.Future[object], result: object) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _settle_error(future: asyncio.Future[object], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
 @dataclass(frozen=True)
 class _Program:
     """Everything one compile needs: all modules (library included) and data."""
@@ -82,9 +144,7 @@ class _Worker:
     """One interpreter with its compiled bundle, used only from its own thread."""
 
     program: _Program
-    executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="rego")
-    )
+    thread: _DaemonThread = field(default_factory=lambda: _DaemonThread())
     interpreter: Interpreter | None = None
     bundle: Bundle | None = None
     running: threading.Event = field(default_factory=threading.Event)
@@ -135,11 +195,11 @@ class _Worker:
 
     def submit(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
         """Schedule `fn(*args)` on this worker's thread."""
-        return asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        return self.thread.submit(fn, *args)
 
     def close(self) -> None:
         """Stop accepting work; a running evaluation finishes in the background."""
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.thread.stop()
 
 
 _UNDEFINED: Final = object()
