@@ -55,7 +55,7 @@ def install_crds(cluster: Any) -> None:
         cluster.kubectl("create", "namespace", LEASE_NAMESPACE)
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
     """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:

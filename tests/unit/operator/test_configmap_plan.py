@@ -12,8 +12,8 @@ from execguard.operator.rendering.configmap import (
     UPSTREAM_PORT_ANNOTATION,
     PodView,
     applied_policy,
+    config_key_for,
     needs_render,
-    passthrough_key,
     plan_namespace,
     stored_key,
     stored_policies,
@@ -51,6 +51,19 @@ def test_a_pod_selected_by_two_policies_gets_their_merged_config():
     assert sorted(ref.name for ref in config.policies) == ["loose", "strict"]
 
 
+def test_a_new_pod_reads_the_key_the_webhook_computes_from_its_labels():
+    new = pod("a", "chat")
+    plan = plan_namespace({}, [policy("chat", "chat")], [new], {})
+    assert plan.pod_annotations["a"][CONFIG_KEY_ANNOTATION] == config_key_for(new.labels)
+
+
+def test_a_pods_key_never_changes_once_given():
+    given = pod("a", "chat", {CONFIG_KEY_ANNOTATION: "pod-0123456789abcdef.json"})
+    plan = plan_namespace({}, [policy("chat", "chat")], [given], {})
+    assert plan.pod_annotations["a"][CONFIG_KEY_ANNOTATION] == "pod-0123456789abcdef.json"
+    assert "pod-0123456789abcdef.json" in plan.data
+
+
 def test_pods_without_the_opt_in_label_are_left_alone():
     outsider = PodView("x", {"app": "chat"}, {}, {})
     plan = plan_namespace({}, [policy("chat", "chat")], [outsider], {})
@@ -77,7 +90,7 @@ def test_a_pod_whose_last_policy_is_gone_reads_a_pass_through_config_on_its_port
     annotated = pod("a", "chat", before.pod_annotations["a"])
     after = plan_namespace({}, [], [annotated], before.data)
     key = after.pod_annotations["a"][CONFIG_KEY_ANNOTATION]
-    assert key == passthrough_key(9000)
+    assert key == before.pod_annotations["a"][CONFIG_KEY_ANNOTATION]
     config = parse_config(after.data[key])
     assert config.policies == []
     assert config.upstream.port == 9000

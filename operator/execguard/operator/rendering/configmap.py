@@ -2,18 +2,16 @@
 
 Layout of `execguard-sidecar-config` in every namespace with execguard pods:
 
-* ``profile-<hash>.json`` — a `SidecarConfig` for one distinct set of selecting
-  policies and upstream port. Pods selected by the same policies share a file;
-  the hash is of the policy names and the port, so editing a policy rewrites the
-  file in place (hot reload) instead of moving pods to a new one.
-* ``passthrough-<port>.json`` — for pods whose last policy is gone: forward
-  everything with a warning, so no injected pod is ever left without a config.
+* ``pod-<labels hash>.json`` — the `SidecarConfig` for the pods carrying that key
+  in their ``execguard.io/config-key`` annotation. A pod gets its key once (from
+  its labels at injection: `config_key_for`, which the webhook also uses to mount
+  exactly that key as the sidecar's config file) and keeps it for life. The
+  operator keeps the file's content current: the merge of every policy selecting
+  the pod, or — once no policy selects it — a pass-through config, so an injected
+  pod is never left without a file to read.
 * ``policy.<xp|cxp>.<name>.json`` — each policy's last *valid* spec. When a newer
   generation is invalid, renders keep using this one, so the good config stays
   in effect across operator restarts (nothing that matters lives only in memory).
-
-Each pod is told its file by the annotation ``execguard.io/config-key``, which the
-operator keeps current and the sidecar reads through a downward API volume.
 """
 
 from __future__ import annotations
@@ -148,15 +146,13 @@ def stored_policies(data: Mapping[str, str]) -> dict[PolicyKey, AppliedPolicy]:
     return result
 
 
-def profile_key(sources: Sequence[AppliedPolicy], port: int) -> str:
-    """The file name for pods selected by exactly `sources` with the model on `port`."""
-    identity = ",".join(source.key.slug for source in sources) + f":{port}"
-    return f"profile-{hashlib.sha256(identity.encode()).hexdigest()[:12]}.json"
+def config_key_for(labels: Mapping[str, str]) -> str:
+    """The file a newly injected pod with these labels reads (the webhook uses the same).
 
-
-def passthrough_key(port: int) -> str:
-    """The file name for pods with no policy left whose model is on `port`."""
-    return f"passthrough-{port}.json"
+    Pods with identical labels share a file. The key is recorded on the pod
+    (`execguard.io/config-key`) and never changes afterwards.
+    """
+    return f"pod-{labels_hash(labels)}.json"
 
 
 def _next_generation(previous: Mapping[str, str], key: str, config: SidecarConfig) -> int:
@@ -209,49 +205,54 @@ def plan_namespace(
     problems: dict[PolicyKey, list[str]] = {}
     for policy in applicable:
         data[stored_key(policy.key)] = store_policy(policy)
+    # Group pods by the file they read. The key is fixed once a pod has it (the
+    # webhook mounts that key), so a pod's file never disappears: when no policy
+    # selects it any more, the same key carries a pass-through config.
+    groups: dict[str, list[tuple[PodView, list[AppliedPolicy]]]] = {}
     for pod in sorted(pods, key=lambda pod: pod.name):
         if not pod.opted_in(namespace_labels):
             continue
         selecting = [
             policy for policy in applicable if policy.selects(namespace_labels, pod.labels)
         ]
-        previous_port = _int_or_none(pod.annotations.get(UPSTREAM_PORT_ANNOTATION))
-        if not selecting:
-            if CONFIG_KEY_ANNOTATION not in pod.annotations:
-                # Never configured by us: nothing to keep working, only note the labels
-                # so that pod events do not ask for another render until they change.
-                annotations[pod.name] = {LABELS_HASH_ANNOTATION: labels_hash(pod.labels)}
-                continue
-            port = previous_port or DEFAULT_UPSTREAM_PORT
-            key = passthrough_key(port)
-            if key not in data:
-                config = render_passthrough_config(port=port, generation=0)
-                config = config.model_copy(
-                    update={"generation": _next_generation(previous, key, config)}
-                )
-                data[key] = config.model_dump_json(by_alias=True)
-        else:
+        if not selecting and CONFIG_KEY_ANNOTATION not in pod.annotations:
+            # Never configured by us: nothing to keep working, only note the labels
+            # so that pod events do not ask for another render until they change.
+            annotations[pod.name] = {LABELS_HASH_ANNOTATION: labels_hash(pod.labels)}
+            continue
+        key = pod.annotations.get(CONFIG_KEY_ANNOTATION) or config_key_for(pod.labels)
+        groups.setdefault(key, []).append((pod, selecting))
+    for key, members in groups.items():
+        first, selecting = members[0]
+        previous_port = _int_or_none(first.annotations.get(UPSTREAM_PORT_ANNOTATION))
+        if selecting:
             merged = merge(selecting)
-            port, problem = _resolve_port(merged.upstream.port, pod, previous_port)
+            port, problem = _resolve_port(merged.upstream.port, first, previous_port)
+            config = render_sidecar_config(merged, port=port, generation=0)
+            notes = [*([problem] if problem else []), *merged.conflicts]
+            for pod, others in members[1:]:
+                if {p.key for p in others} != {p.key for p in selecting}:
+                    notes.append(
+                        f"pods {first.name} and {pod.name} share {key} but are now selected "
+                        f"by different policies; {pod.name} follows {first.name} until recreated"
+                    )
             for source in merged.sources:
-                matched[source.key] += 1
-                if problem:
-                    problems.setdefault(source.key, []).append(problem)
-                for conflict in merged.conflicts:
-                    if conflict not in problems.get(source.key, []):
-                        problems.setdefault(source.key, []).append(conflict)
-            key = profile_key(merged.sources, port)
-            if key not in data:
-                config = render_sidecar_config(merged, port=port, generation=0)
-                config = config.model_copy(
-                    update={"generation": _next_generation(previous, key, config)}
-                )
-                data[key] = config.model_dump_json(by_alias=True)
-        annotations[pod.name] = {
-            CONFIG_KEY_ANNOTATION: key,
-            UPSTREAM_PORT_ANNOTATION: str(port),
-            LABELS_HASH_ANNOTATION: labels_hash(pod.labels),
-        }
+                for note in notes:
+                    if note not in problems.setdefault(source.key, []):
+                        problems[source.key].append(note)
+        else:
+            port = previous_port or DEFAULT_UPSTREAM_PORT
+            config = render_passthrough_config(port=port, generation=0)
+        config = config.model_copy(update={"generation": _next_generation(previous, key, config)})
+        data[key] = config.model_dump_json(by_alias=True)
+        for pod, pod_selecting in members:
+            for policy in pod_selecting:
+                matched[policy.key] += 1
+            annotations[pod.name] = {
+                CONFIG_KEY_ANNOTATION: key,
+                UPSTREAM_PORT_ANNOTATION: str(port),
+                LABELS_HASH_ANNOTATION: labels_hash(pod.labels),
+            }
     return NamespacePlan(data=data, pod_annotations=annotations, matched=matched, problems=problems)
 
 
