@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from execguard.operator.api.policy import EnforcementAction, EngineKind
 from execguard.operator.merging import AppliedPolicy, merge
-from execguard.operator.api.policy import EngineKind, EnforcementAction
 from execguard.operator.rendering.configmap import (
     CONFIG_KEY_ANNOTATION,
     DEFAULT_UPSTREAM_PORT,
@@ -271,7 +271,7 @@ def decide(
         return Skip(f"the port name {DEFAULT_PORT_NAME!r} is already taken", True)
     if ADMIN_PORT_NAME in taken:
         return Skip(f"the port name {ADMIN_PORT_NAME!r} is already taken", True)
-    names = {v.get("name") for v in pod_spec.get("volumes", [])}
+    names = {v.get("name", "") for v in pod_spec.get("volumes", [])}
     clash = names & {CONFIG_VOLUME, PODINFO_VOLUME, RUN_VOLUME}
     if clash:
         return Skip(f"the pod already has a volume named {sorted(clash)[0]!r}", True)

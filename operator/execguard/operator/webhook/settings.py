@@ -172,7 +172,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         if variable in environ:
             raw = environ[variable]
             is_tuple = "tuple" in str(field.annotation)
-            values[name] = tuple(p.strip() for p in raw.split(",") if p.strip()) if is_tuple else raw
+            values[name] = (
+                tuple(p.strip() for p in raw.split(",") if p.strip()) if is_tuple else raw
+            )
     values.update({key: value for key, value in overrides.items() if value is not None})
     try:
         return WebhookSettings.model_validate(values)
