@@ -156,6 +156,16 @@ class OpaServerEngine:
         check_modules(modules, self._limits)
         all_modules = with_library(modules)
         data_json = encode_data(data, self._limits)
+        try:
+            await self._load(all_modules, data_json)
+        except (aiohttp.ClientResponseError, ValueError, KeyError, TypeError) as error:
+            # ContentTypeError and JSONDecodeError land here: not an OPA answer.
+            raise PolicyUnavailable(
+                f"OPA at {self._settings.url} gave an unusable answer while loading: {error}"
+            ) from error
+        self._loaded = True
+
+    async def _load(self, all_modules: dict[str, str], data_json: str) -> None:
         client = await self._session()
         timeout = self._limits.load_timeout
         healthy = await self._bounded(
@@ -169,7 +179,6 @@ class OpaServerEngine:
             raise PolicyUnavailable(f"OPA at {self._settings.url} is not healthy")
         if self._settings.source == "push":
             await self._push(client, all_modules, json.loads(data_json))
-        self._loaded = True
 
     async def _push(
         self, client: AsyncOpaClient, modules: dict[str, str], data: dict[str, object]
@@ -274,6 +283,10 @@ class OpaServerEngine:
             raise PolicyEvaluationFailed(
                 f"data.execguard.{phase} did not finish within {timeout}s on OPA"
             ) from error
+        except (aiohttp.ContentTypeError, json.JSONDecodeError) as error:
+            raise PolicyEvaluationFailed(
+                f"OPA answered data.execguard.{phase} with something that is not JSON"
+            ) from error
         except aiohttp.ClientResponseError as error:
             raise PolicyEvaluationFailed(
                 f"OPA failed to evaluate data.execguard.{phase}: "
@@ -281,7 +294,7 @@ class OpaServerEngine:
             ) from error
         except (aiohttp.ClientConnectionError, ConnectionsError) as error:
             raise PolicyUnavailable(f"OPA at {self._settings.url} is unreachable") from error
-        except (aiohttp.ContentTypeError, json.JSONDecodeError, ValueError) as error:
+        except ValueError as error:
             raise PolicyEvaluationFailed(
                 f"OPA answered data.execguard.{phase} with something that is not JSON"
             ) from error
