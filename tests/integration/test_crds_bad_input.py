@@ -295,19 +295,19 @@ BAD_OBJECTS: list[tuple[str, str, dict[str, Any], str]] = [
 )
 def test_malformed_object_is_refused_with_a_message_naming_the_field(
     cluster: Any, namespace: str, kind: str, spec: dict[str, Any], names_field: str
-):
+) -> None:
     body = _object(kind, spec, None if kind == CXP else namespace)
     result = cluster.kubectl("apply", "-f", "-", input=json.dumps(body), check=False)
     assert result.returncode != 0, f"accepted: {result.stdout}"
     assert names_field in result.stderr, result.stderr
 
 
-def test_at_least_twenty_malformed_objects_are_covered():
+def test_at_least_twenty_malformed_objects_are_covered() -> None:
     assert len(BAD_OBJECTS) >= 20
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda path: path.stem)
-def test_example_is_accepted_as_it_is(cluster: Any, namespace: str, example: Path):
+def test_example_is_accepted_as_it_is(cluster: Any, namespace: str, example: Path) -> None:
     result = cluster.kubectl(
         "apply", "--dry-run=server", "-n", namespace, "-f", str(example), check=False
     )
@@ -316,7 +316,7 @@ def test_example_is_accepted_as_it_is(cluster: Any, namespace: str, example: Pat
 
 def test_unknown_fields_are_pruned_when_the_client_does_not_ask_for_strict_validation(
     cluster: Any, namespace: str
-):
+) -> None:
     body = _object(XP, _policy(bogus=True), namespace)
     cluster.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(body))
     stored = json.loads(
@@ -325,7 +325,7 @@ def test_unknown_fields_are_pruned_when_the_client_does_not_ask_for_strict_valid
     assert "bogus" not in stored["spec"]
 
 
-def test_defaults_are_filled_in_by_the_apiserver(cluster: Any, namespace: str):
+def test_defaults_are_filled_in_by_the_apiserver(cluster: Any, namespace: str) -> None:
     body = _object(
         XP, _policy(thresholds=[{"name": "e", "signal": "errorRate", "max": 0.1}]), namespace
     )
@@ -338,7 +338,7 @@ def test_defaults_are_filled_in_by_the_apiserver(cluster: Any, namespace: str):
     assert stored["spec"]["thresholds"][0]["minSamples"] == 100
 
 
-def test_baseline_target_cannot_be_changed(cluster: Any, namespace: str):
+def test_baseline_target_cannot_be_changed(cluster: Any, namespace: str) -> None:
     body = _object(XDB, _baseline(), namespace)
     cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
     body["spec"]["targetRef"]["name"] = "another"
@@ -359,13 +359,13 @@ def test_baseline_target_cannot_be_changed(cluster: Any, namespace: str):
 )
 def test_kubectl_explain_describes_the_fields(
     cluster: Any, resource: str, field: str, expected: str
-):
+) -> None:
     output = cluster.kubectl("explain", resource).stdout
     assert field in output
     assert expected in output
 
 
-def test_kubectl_get_execguard_lists_every_kind(cluster: Any, namespace: str):
+def test_kubectl_get_execguard_lists_every_kind(cluster: Any, namespace: str) -> None:
     for example in sorted(EXAMPLES.glob("*.yaml")):
         cluster.kubectl("apply", "-n", namespace, "-f", str(example))
     output = cluster.kubectl("get", "execguard", "-A").stdout

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_operator_reconcile import (
+
+# Shared helpers; pytest puts this directory on sys.path (rootdir-relative import mode).
+from test_operator_reconcile import (  # type: ignore[import-not-found]
     LEASE_NAMESPACE,
     OperatorProcess,
     apply,
@@ -60,7 +62,7 @@ def _leader_of(cluster: Any, replicas: tuple[OperatorProcess, ...]) -> str | Non
 
 def test_only_the_leader_acts_and_the_standby_takes_over_when_it_dies(
     control_plane: Any, replicas: tuple[OperatorProcess, ...], namespace: str
-):
+) -> None:
     leader, standby = replicas
     apply(control_plane, execution_policy("before", namespace))
     wait_ready(control_plane, "xp/before", namespace)
@@ -96,7 +98,7 @@ def test_only_the_leader_acts_and_the_standby_takes_over_when_it_dies(
 
 def test_a_stopped_leader_hands_over_at_once(
     control_plane: Any, replicas: tuple[OperatorProcess, ...], namespace: str
-):
+) -> None:
     leader, standby = replicas
     leader.stop()  # SIGTERM: releases the lease on the way out
     wait_for(

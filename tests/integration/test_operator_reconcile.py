@@ -238,7 +238,7 @@ def namespace(cluster: Any, operator: OperatorProcess) -> Iterator[str]:
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
-def test_every_example_becomes_ready(cluster: Any, namespace: str):
+def test_every_example_becomes_ready(cluster: Any, namespace: str) -> None:
     cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES))
     for example in sorted(EXAMPLES.glob("*.yaml")):
         document = json.loads(
@@ -257,7 +257,7 @@ def test_every_example_becomes_ready(cluster: Any, namespace: str):
     cluster.kubectl("delete", "-f", str(EXAMPLES / "clusterexecutionpolicy-platform-baseline.yaml"))
 
 
-def test_a_matched_pod_gets_a_config_and_an_update_follows(cluster: Any, namespace: str):
+def test_a_matched_pod_gets_a_config_and_an_update_follows(cluster: Any, namespace: str) -> None:
     apply(cluster, execution_policy("chat", namespace, boundaries={"maxRequestBytes": 1000}))
     apply(cluster, model_pod("chat-0", namespace, "chat"))
     wait_ready(cluster, "xp/chat", namespace)
@@ -330,7 +330,7 @@ DEEP_INVALID = [
 @pytest.mark.parametrize(("validation", "message"), DEEP_INVALID)
 def test_a_deeply_invalid_update_is_reported_and_the_good_config_stays(
     cluster: Any, namespace: str, validation: dict[str, Any], message: str
-):
+) -> None:
     good = {"request": {"policies": [{"name": "good", "rego": GOOD_REGO}]}}
     apply(cluster, execution_policy("chat", namespace, validation=good))
     apply(cluster, model_pod("chat-0", namespace, "chat"))
@@ -360,7 +360,7 @@ def test_a_deeply_invalid_update_is_reported_and_the_good_config_stays(
     assert "Invalid" in events.split()
 
 
-def test_a_new_invalid_policy_renders_nothing(cluster: Any, namespace: str):
+def test_a_new_invalid_policy_renders_nothing(cluster: Any, namespace: str) -> None:
     bad = DEEP_INVALID[0].values[0]
     apply(cluster, execution_policy("fresh", namespace, validation=bad))
     apply(cluster, model_pod("fresh-0", namespace, "fresh"))
@@ -377,7 +377,9 @@ def test_a_new_invalid_policy_renders_nothing(cluster: Any, namespace: str):
     assert pod_config(cluster, namespace, "fresh-0") is None
 
 
-def test_deleting_the_last_policy_leaves_pods_a_pass_through_config(cluster: Any, namespace: str):
+def test_deleting_the_last_policy_leaves_pods_a_pass_through_config(
+    cluster: Any, namespace: str
+) -> None:
     apply(cluster, execution_policy("chat", namespace))
     apply(cluster, model_pod("chat-0", namespace, "chat"))
     wait_ready(cluster, "xp/chat", namespace)
@@ -394,7 +396,7 @@ def test_deleting_the_last_policy_leaves_pods_a_pass_through_config(cluster: Any
     assert not [key for key in configmap["data"] if key.startswith("policy.")]
 
 
-def test_deleting_a_policy_without_pods_removes_its_configmap(cluster: Any, namespace: str):
+def test_deleting_a_policy_without_pods_removes_its_configmap(cluster: Any, namespace: str) -> None:
     apply(cluster, execution_policy("lonely", namespace))
     wait_ready(cluster, "xp/lonely", namespace)
     assert get_json(cluster, "configmap", CONFIGMAP, "-n", namespace) is not None
@@ -405,7 +407,7 @@ def test_deleting_a_policy_without_pods_removes_its_configmap(cluster: Any, name
     )
 
 
-def test_a_cluster_policy_applies_in_selected_namespaces_only(cluster: Any, namespace: str):
+def test_a_cluster_policy_applies_in_selected_namespaces_only(cluster: Any, namespace: str) -> None:
     name = f"floor-{uuid.uuid4().hex[:6]}"
     other = f"op-{uuid.uuid4().hex[:8]}"
     cluster.kubectl("create", "namespace", other)
@@ -444,7 +446,7 @@ def test_a_cluster_policy_applies_in_selected_namespaces_only(cluster: Any, name
         cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
 
 
-def test_reconciles_are_counted_in_the_metrics(operator: OperatorProcess, namespace: str):
+def test_reconciles_are_counted_in_the_metrics(operator: OperatorProcess, namespace: str) -> None:
     text = operator.metrics()
     assert "execguard_operator_reconciles_total{" in text
     assert "execguard_operator_leader 1.0" in text

@@ -30,7 +30,7 @@ def _openapi_as_jsonschema(node: object) -> object:
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda path: path.stem)
-def test_example_is_valid_for_both_the_model_and_the_crd_schema(path: Path):
+def test_example_is_valid_for_both_the_model_and_the_crd_schema(path: Path) -> None:
     document = yaml.safe_load(path.read_text())
     kind = KIND_BY_NAME[document["kind"]]
     kind.spec.model_validate(document["spec"])
@@ -39,12 +39,12 @@ def test_example_is_valid_for_both_the_model_and_the_crd_schema(path: Path):
     jsonschema.Draft4Validator(spec_schema).validate(document["spec"])  # type: ignore[arg-type]
 
 
-def test_model_refuses_unknown_fields_as_the_apiserver_does_with_strict_validation():
+def test_model_refuses_unknown_fields_as_the_apiserver_does_with_strict_validation() -> None:
     with pytest.raises(ValidationError, match="bogus"):
         ExecutionPolicySpec.model_validate({"selector": {"matchLabels": {"a": "b"}}, "bogus": 1})
 
 
-def test_model_refuses_a_rego_module_over_the_size_limit_like_the_crd():
+def test_model_refuses_a_rego_module_over_the_size_limit_like_the_crd() -> None:
     spec = {
         "selector": {"matchLabels": {"a": "b"}},
         "validation": {"request": {"policies": [{"name": "m", "rego": "#" * 65_537}]}},
@@ -53,7 +53,7 @@ def test_model_refuses_a_rego_module_over_the_size_limit_like_the_crd():
         ExecutionPolicySpec.model_validate(spec)
 
 
-def test_model_fills_the_same_defaults_as_the_crd():
+def test_model_fills_the_same_defaults_as_the_crd() -> None:
     spec = ExecutionPolicySpec.model_validate({"selector": {"matchLabels": {"a": "b"}}})
     schema = render_crd(KIND_BY_NAME["ExecutionPolicy"])["spec"]["versions"][0]["schema"]
     properties = schema["openAPIV3Schema"]["properties"]["spec"]["properties"]

@@ -18,7 +18,7 @@ T1 = T0 + timedelta(minutes=5)
 PROBLEM = Problem("spec.validation", ProblemReason.REGO_COMPILE_ERROR, "module 'm' line 3: oops")
 
 
-def test_transition_time_is_kept_while_the_status_does_not_change():
+def test_transition_time_is_kept_while_the_status_does_not_change() -> None:
     first = valid_conditions([], 1, T0, "ok")
     again = valid_conditions(first, 2, T1, "still ok")
     ready = next(c for c in again if c.type == READY)
@@ -27,7 +27,7 @@ def test_transition_time_is_kept_while_the_status_does_not_change():
     assert ready.message == "still ok"
 
 
-def test_becoming_invalid_flips_ready_and_carries_the_exact_message():
+def test_becoming_invalid_flips_ready_and_carries_the_exact_message() -> None:
     conditions = invalid_conditions(valid_conditions([], 1, T0, "ok"), 2, T1, [PROBLEM], 1)
     assert status_of(conditions, READY) == "False"
     assert status_of(conditions, INVALID) == "True"

@@ -28,7 +28,7 @@ def cluster(name: str, **spec: Any) -> AppliedPolicy:
     return applied_policy(Scope.CLUSTER, name, None, 1, parsed)
 
 
-def test_smallest_size_and_concurrency_limits_win():
+def test_smallest_size_and_concurrency_limits_win() -> None:
     merged = merge(
         [
             namespaced("a", boundaries={"maxRequestBytes": 1000, "maxConcurrentRequests": 4}),
@@ -47,17 +47,17 @@ def test_smallest_size_and_concurrency_limits_win():
         (["dryrun", "dryrun"], "dryrun"),
     ],
 )
-def test_the_strictest_enforcement_action_wins(actions: list[str], expected: str):
+def test_the_strictest_enforcement_action_wins(actions: list[str], expected: str) -> None:
     policies = [namespaced(f"p{i}", enforcementAction=a) for i, a in enumerate(actions)]
     assert merge(policies).enforcement_action == expected
 
 
-def test_closed_failure_policy_beats_open():
+def test_closed_failure_policy_beats_open() -> None:
     merged = merge([namespaced("a", failurePolicy="open"), cluster("b", failurePolicy="closed")])
     assert merged.failure_policy == "closed"
 
 
-def test_allowed_models_intersect_and_an_unset_list_allows_any():
+def test_allowed_models_intersect_and_an_unset_list_allows_any() -> None:
     merged = merge(
         [
             namespaced("a", boundaries={"allowedModels": ["x", "y", "z"]}),
@@ -69,7 +69,7 @@ def test_allowed_models_intersect_and_an_unset_list_allows_any():
     assert merged.boundaries.allowed_tools is None
 
 
-def test_disjoint_model_lists_allow_no_model_at_all():
+def test_disjoint_model_lists_allow_no_model_at_all() -> None:
     merged = merge(
         [
             namespaced("a", boundaries={"allowedModels": ["x"]}),
@@ -79,7 +79,7 @@ def test_disjoint_model_lists_allow_no_model_at_all():
     assert merged.boundaries.allowed_models == []
 
 
-def test_the_lowest_rate_limit_wins_whole():
+def test_the_lowest_rate_limit_wins_whole() -> None:
     merged = merge(
         [
             namespaced("a", boundaries={"rateLimit": {"requestsPerSecond": 50, "burst": 100}}),
@@ -102,7 +102,7 @@ def test_the_lowest_rate_limit_wins_whole():
     assert limit.key.header == "x-api-key"
 
 
-def test_token_caps_take_the_minimum_and_reject_beats_clamp():
+def test_token_caps_take_the_minimum_and_reject_beats_clamp() -> None:
     merged = merge(
         [
             namespaced("a", boundaries={"tokens": {"maxTokens": 100, "mode": "clamp"}}),
@@ -114,7 +114,7 @@ def test_token_caps_take_the_minimum_and_reject_beats_clamp():
     assert merged.boundaries.tokens.mode == "reject"
 
 
-def test_every_rego_module_of_every_policy_applies_under_its_own_name():
+def test_every_rego_module_of_every_policy_applies_under_its_own_name() -> None:
     module = {"name": "m", "rego": "package execguard.request\n"}
     merged = merge(
         [
@@ -125,7 +125,7 @@ def test_every_rego_module_of_every_policy_applies_under_its_own_name():
     assert set(merged.validation.request_modules) == {"xp.a/m", "cxp.b/m"}
 
 
-def test_json_schemas_of_several_policies_must_all_hold():
+def test_json_schemas_of_several_policies_must_all_hold() -> None:
     merged = merge(
         [
             namespaced("a", validation={"response": {"jsonSchema": {"required": ["x"]}}}),
@@ -138,7 +138,7 @@ def test_json_schemas_of_several_policies_must_all_hold():
     }
 
 
-def test_block_beats_reask_and_the_smallest_reask_budget_is_kept():
+def test_block_beats_reask_and_the_smallest_reask_budget_is_kept() -> None:
     merged = merge(
         [
             namespaced("a", validation={"response": {"onFailure": "reask", "maxReasks": 3}}),
@@ -150,7 +150,7 @@ def test_block_beats_reask_and_the_smallest_reask_budget_is_kept():
     assert stricter.validation.on_failure == "block"
 
 
-def test_disagreeing_upstream_ports_are_reported_and_the_namespaced_policy_wins():
+def test_disagreeing_upstream_ports_are_reported_and_the_namespaced_policy_wins() -> None:
     merged = merge(
         [cluster("a", upstream={"port": 9000}), namespaced("b", upstream={"port": 8000})]
     )
@@ -159,12 +159,12 @@ def test_disagreeing_upstream_ports_are_reported_and_the_namespaced_policy_wins(
     assert "upstream.port" in merged.conflicts[0]
 
 
-def test_merging_nothing_is_an_error():
+def test_merging_nothing_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least one"):
         merge([])
 
 
-def test_sources_are_ordered_namespaced_first_then_by_name():
+def test_sources_are_ordered_namespaced_first_then_by_name() -> None:
     merged = merge([cluster("a"), namespaced("z"), namespaced("b")])
     assert [source.key for source in merged.sources] == [
         PolicyKey.of(Scope.NAMESPACED, "b", "team"),
@@ -180,7 +180,7 @@ actions = st.sampled_from(["enforce", "warn", "dryrun"])
 @given(cluster_limit=limits, namespaced_limit=limits, cluster_action=actions, ns_action=actions)
 def test_a_namespaced_policy_never_loosens_a_cluster_policy(
     cluster_limit: int | None, namespaced_limit: int | None, cluster_action: str, ns_action: str
-):
+) -> None:
     platform = cluster(
         "floor",
         enforcementAction=cluster_action,

@@ -38,7 +38,7 @@ def module(name: str, rego: str) -> dict[str, Any]:
     return {"policies": [{"name": name, "rego": rego}]}
 
 
-async def test_a_valid_policy_has_no_problems():
+async def test_a_valid_policy_has_no_problems() -> None:
     valid = spec(
         request=module("good", GOOD_REGO),
         response={"jsonSchema": {"type": "object"}, "redaction": [{"name": "e", "pattern": "@"}]},
@@ -46,7 +46,7 @@ async def test_a_valid_policy_has_no_problems():
     assert await validate_policy(valid, [EmbeddedCompiler()]) == []
 
 
-async def test_a_rego_syntax_error_names_the_module_and_the_line():
+async def test_a_rego_syntax_error_names_the_module_and_the_line() -> None:
     problems = await validate_policy(
         spec(request=module("broken", SYNTAX_ERROR)), [EmbeddedCompiler()]
     )
@@ -56,7 +56,7 @@ async def test_a_rego_syntax_error_names_the_module_and_the_line():
     assert problems[0].message.startswith("module 'broken' line 4:")
 
 
-async def test_a_json_schema_that_is_not_a_valid_schema_is_reported_where():
+async def test_a_json_schema_that_is_not_a_valid_schema_is_reported_where() -> None:
     problems = await validate_policy(
         spec(response={"jsonSchema": {"type": "objekt"}}), [EmbeddedCompiler()]
     )
@@ -64,7 +64,7 @@ async def test_a_json_schema_that_is_not_a_valid_schema_is_reported_where():
     assert "at /type" in problems[0].message
 
 
-async def test_a_redaction_pattern_that_does_not_compile_is_reported():
+async def test_a_redaction_pattern_that_does_not_compile_is_reported() -> None:
     problems = await validate_policy(
         spec(response={"redaction": [{"name": "r", "pattern": "(unclosed"}]}), [EmbeddedCompiler()]
     )
@@ -83,7 +83,7 @@ def _opa() -> Path | None:
 
 
 @pytest.mark.opa
-async def test_opa_check_reports_an_undefined_reference_with_module_and_line():
+async def test_opa_check_reports_an_undefined_reference_with_module_and_line() -> None:
     opa = _opa()
     if opa is None:
         pytest.skip("opa is not built")
