@@ -65,7 +65,7 @@ def _print_results(console: Console, results: list[FixtureResult], engine: Engin
             f"{result.fixture.name}\n[dim]{result.fixture.source}[/dim]",
             result.fixture.phase,
             _decision_text(result),
-            "\n".join(result.mismatches) or (result.error or ""),
+            "\n".join([*result.mismatches, *([result.error] if result.error else [])]),
         )
     console.print(table)
     failed = sum(not result.passed for result in results)
