@@ -245,6 +245,7 @@ port_names = st.sampled_from(["http", "web", "openai-chat-api", "http-model", "g
 @st.composite
 def pods(draw: st.DrawFn) -> Any:
     containers = []
+    used: set[str] = set()
     for index in range(draw(st.integers(1, 3))):
         ports = []
         for number in draw(
@@ -252,8 +253,9 @@ def pods(draw: st.DrawFn) -> Any:
         ):
             port: dict[str, Any] = {"containerPort": number}
             name = draw(port_names)
-            if name is not None:
+            if name is not None and name not in used:  # names are unique within a pod
                 port["name"] = name
+                used.add(name)
             ports.append(port)
         containers.append({"name": f"c{index}", "image": "img", "ports": ports})
     pod: dict[str, Any] = {

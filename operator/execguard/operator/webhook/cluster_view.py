@@ -116,12 +116,12 @@ class ApiClusterView:
             stored = stored_policies(configmap.data) if configmap else {}
         policies = []
         deny = set()
-        for policy, annotations in objects:
+        for policy, notes in objects:
             effective = in_effect(policy, stored)
             if effective is None:
                 continue
             policies.append(effective)
-            if annotations.get(MISSING_SIDECAR_ANNOTATION) == "deny":
+            if notes.get(MISSING_SIDECAR_ANNOTATION) == "deny":
                 deny.add(policy.key)
         return NamespaceSnapshot(labels, tuple(policies), frozenset(deny))
 

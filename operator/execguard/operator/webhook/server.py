@@ -116,7 +116,7 @@ class BackgroundTasks:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def drain(self, timeout: float = 5.0) -> None:
-        """Wait a little for pending tasks at shutdown."""
+    async def drain(self) -> None:
+        """Wait for pending tasks (bounded: each is one API call with its own timeout)."""
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+            await asyncio.wait(set(self._tasks))
