@@ -1,0 +1,102 @@
+"""Per-evaluation latency of the embedded engine and an OPA server for the
+example policies, on the inputs recorded in their fixtures, in one run.
+
+    .venv/bin/python benchmarks/policy_eval.py [--iterations 2000] [--no-opa]
+
+For each engine and example: p50 and p99 of `engine.evaluate` (the whole
+call the sidecar makes: input encoding, evaluation, decision parsing), and
+the ratio to the same engine's baseline in this run, a one-rule policy on
+the same inputs. Ratios, not absolute times, are what compare across
+machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+from pathlib import Path
+
+from execguard.cli.policy_fixtures import PolicyFolder, load_policy_folder
+from execguard.sidecar.policy.embedded import EmbeddedEngine
+from execguard.sidecar.policy.engine import PolicyEngine
+from execguard.sidecar.policy.input import PolicyInput
+from execguard.sidecar.policy.opa_server import OpaServerEngine, OpaServerSettings
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "policies"
+
+BASELINE = {
+    phase + ".rego": f'package execguard.{phase}\nimport rego.v1\ndeny contains "x" if false\n'
+    for phase in ("request", "response")
+}
+
+
+def quantile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def measure(
+    engine: PolicyEngine,
+    modules: dict[str, str],
+    data: dict[str, object],
+    inputs: list[tuple[str, PolicyInput]],
+    iterations: int,
+) -> list[float]:
+    await engine.load(modules, data)
+    for phase, document in inputs[: min(50, len(inputs))] * 4:  # warm up
+        await engine.evaluate(phase, document)  # type: ignore[arg-type]
+    samples: list[float] = []
+    for index in range(iterations):
+        phase, document = inputs[index % len(inputs)]
+        start = time.perf_counter()
+        await engine.evaluate(phase, document)  # type: ignore[arg-type]
+        samples.append((time.perf_counter() - start) * 1e6)
+    return samples
+
+
+def inputs_of(folder: PolicyFolder) -> list[tuple[str, PolicyInput]]:
+    return [(fixture.phase, fixture.document()) for fixture in folder.fixtures]
+
+
+async def bench_engine(name: str, engine: PolicyEngine, iterations: int) -> list[str]:
+    folders = [load_policy_folder(path) for path in sorted(EXAMPLES.iterdir()) if path.is_dir()]
+    rows: list[str] = []
+    try:
+        for folder in folders:
+            inputs = inputs_of(folder)
+            baseline = await measure(engine, BASELINE, {}, inputs, iterations)
+            samples = await measure(engine, folder.modules, folder.data, inputs, iterations)
+            base_p50 = statistics.median(baseline)
+            p50 = statistics.median(samples)
+            rows.append(
+                f"{name:9} {folder.root.name:18} p50 {p50:8.0f} us  "
+                f"p99 {quantile(samples, 0.99):8.0f} us  "
+                f"baseline p50 {base_p50:7.0f} us  ratio p50 {p50 / base_p50:5.2f}"
+            )
+            print(rows[-1], flush=True)
+    finally:
+        await engine.close()
+    return rows
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--no-opa", action="store_true", help="Only the embedded engine.")
+    args = parser.parse_args()
+    # Absolute times depend on what else the machine runs; say so in the output.
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    await bench_engine("embedded", EmbeddedEngine(), args.iterations)
+    if not args.no_opa:
+        from execguard.devkit.opa_process import OpaProcess
+
+        with OpaProcess() as server:
+            engine = OpaServerEngine(OpaServerSettings(port=server.port))
+            await bench_engine("opa", engine, args.iterations)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
