@@ -254,6 +254,9 @@ def test_every_example_becomes_ready(cluster: Any, namespace: str) -> None:
     capturing = get_json(cluster, "xdb/chat-assistant", "-n", namespace)
     assert capturing is not None
     assert capturing["status"]["phase"] == "Capturing"
+    table = cluster.kubectl("get", "xp", "chat-assistant", "-n", namespace).stdout.split()
+    assert table[:6] == ["NAME", "ENFORCEMENT", "READY", "MATCHED", "VIOLATIONS", "AGE"]
+    assert table[6:9] == ["chat-assistant", "enforce", "True"]
     cluster.kubectl("delete", "-f", str(EXAMPLES / "clusterexecutionpolicy-platform-baseline.yaml"))
 
 
