@@ -20,6 +20,8 @@ from test_operator_reconcile import (  # type: ignore[import-not-found]
     get_json,
     install_crds,
     lease_holder,
+    model_pod,
+    pod_config,
     wait_for,
     wait_ready,
 )
@@ -108,3 +110,42 @@ def test_a_stopped_leader_hands_over_at_once(
     )
     apply(control_plane, execution_policy("handed-over", namespace))
     wait_ready(control_plane, "xp/handed-over", namespace)
+
+
+def test_a_restarted_operator_resumes_from_what_is_stored_in_the_cluster(
+    control_plane: Any, namespace: str, tmp_path: Path
+) -> None:
+    install_crds(control_plane)
+    lease = f"restart-{uuid.uuid4().hex[:6]}"
+    first = OperatorProcess(control_plane, tmp_path / "first.log", "first", lease)
+    try:
+        wait_for(lambda: lease_holder(control_plane, lease) == "first", "the operator to lead")
+        apply(
+            control_plane, execution_policy("chat", namespace, boundaries={"maxRequestBytes": 10})
+        )
+        apply(control_plane, model_pod("chat-0", namespace, "chat"))
+        wait_ready(control_plane, "xp/chat", namespace)
+        good = wait_for(lambda: pod_config(control_plane, namespace, "chat-0"), "the config")
+    finally:
+        first.stop()
+    # While no operator runs, the policy gets an invalid update.
+    broken = {"response": {"redaction": [{"name": "r", "pattern": "(unclosed"}]}}
+    apply(control_plane, execution_policy("chat", namespace, validation=broken))
+    second = OperatorProcess(control_plane, tmp_path / "second.log", "second", lease)
+    try:
+        obj = wait_for(
+            lambda: (
+                (o := get_json(control_plane, "xp/chat", "-n", namespace))
+                and (o.get("status") or {}).get("observedGeneration") == 2
+                and o
+            ),
+            "the restarted operator to resume the update",
+        )
+        invalid = next(c for c in obj["status"]["conditions"] if c["type"] == "Invalid")
+        assert invalid["status"] == "True"
+        assert obj["status"]["lastGoodGeneration"] == 1
+        # The previous config is still what the pod reads: it came from the ConfigMap.
+        assert pod_config(control_plane, namespace, "chat-0") == good
+    finally:
+        second.stop()
+        print(f"--- second\n{second.log.read_text()[-3000:]}")
