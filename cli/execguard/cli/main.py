@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from execguard.cli import dev_commands, operator_command, policy_commands, sidecar_command
+from execguard.cli import (
+    dev_commands,
+    operator_command,
+    policy_commands,
+    sidecar_command,
+    webhook_command,
+)
 
 app = typer.Typer(
     name="execguard",
@@ -16,6 +22,7 @@ app.add_typer(dev_commands.app, name="dev")
 app.add_typer(policy_commands.app, name="policy")
 app.command("sidecar")(sidecar_command.sidecar)
 app.command("operator")(operator_command.operator)
+app.add_typer(webhook_command.app, name="webhook")
 
 
 if __name__ == "__main__":
