@@ -55,6 +55,7 @@ class _State:
     finish_reason: str | None = None
     completion_tokens: int | None = None
     content_chunks: int = 0
+    outbox: list[bytes] = field(default_factory=list)
     checked: bool = False
     finished: bool = False
     schema_failed: bool = False
@@ -62,6 +63,15 @@ class _State:
     @property
     def accumulated(self) -> str:
         return "".join(self.text)
+
+    def send(self, data: bytes) -> None:
+        """Queue bytes for the client; written once per upstream chunk (fewer syscalls)."""
+        self.outbox.append(data)
+
+    async def flush(self) -> None:
+        if self.outbox:
+            data, self.outbox = b"".join(self.outbox), []
+            await self.response.write(data)
 
 
 async def relay_stream(
@@ -100,6 +110,7 @@ async def relay_stream(
                 await _end_with_error(state, "upstream_error", str(error))
             for event in events:
                 await _handle_event(state, event)
+            await state.flush()
             if state.finished:
                 break
         if not state.finished:
@@ -108,9 +119,10 @@ async def relay_stream(
         if not state.finished:
             # The model closed without [DONE]: finish properly for the client anyway.
             await _finish(state)
-            await response.write(DONE)
+            state.send(DONE)
     except _StreamEnded:
         pass
+    await state.flush()
     _record_features(state)
     await response.write_eof()
     return response
@@ -123,7 +135,7 @@ async def _handle_event(state: _State, event: SseEvent) -> None:
         return  # comments and keep-alives carry no content
     if event.data.strip() == "[DONE]":
         await _finish(state)
-        await state.response.write(DONE)
+        state.send(DONE)
         state.finished = True
         return
     try:
@@ -154,12 +166,17 @@ async def _handle_event(state: _State, event: SseEvent) -> None:
         outgoing += tail
     elif tail:
         # The finish event carries no text of its own: send the held-back text first.
-        await state.response.write(encode_data(openai_shapes.with_chunk_text(state.template, tail)))
+        state.send(encode_data(openai_shapes.with_chunk_text(state.template, tail)))
+    if piece and outgoing == piece:
+        state.send(event.raw + b"\n\n")  # unchanged: pass the model's bytes through as-is
+        return
     if piece:
         if not outgoing and not reasons and not _has_role(payload):
             return
         payload = openai_shapes.with_chunk_text(payload, outgoing)
-    await state.response.write(encode_data(payload))
+        state.send(encode_data(payload))
+        return
+    state.send(event.raw + b"\n\n")
 
 
 def _has_role(payload: JsonValue) -> bool:
@@ -268,10 +285,8 @@ async def _end_with_error(
     decision_id: str | None = None,
 ) -> None:
     state.finished = True
-    await state.response.write(
-        error_event(code, message, reasons=reasons or [], decision_id=decision_id)
-    )
-    await state.response.write(DONE)
+    state.send(error_event(code, message, reasons=reasons or [], decision_id=decision_id))
+    state.send(DONE)
     raise _StreamEnded
 
 
