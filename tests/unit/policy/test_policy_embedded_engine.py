@@ -199,3 +199,29 @@ def test_limits_refuse_nonsense_values() -> None:
         EngineLimits(eval_timeout=0)
     with pytest.raises(ValueError, match="max_data_bytes must be positive"):
         EngineLimits(max_data_bytes=-1)
+
+
+# rego-cpp 1.5 cannot build this (arithmetic inside a reference), and querying
+# the failed bundle would crash the process.
+FAILS_REGO_CPP_BUILD = """package execguard.request
+import rego.v1
+table := [{"0": 0, "1": 1}, {"0": 0, "1": 2}]
+weights(digits) := sum([v |
+  some i
+  c := digits[i]
+  v := table[((count(digits) - 1) - i) % 2][c]
+])
+deny contains "odd" if weights(split(input.request.body.d, "")) % 2 == 1
+"""
+
+
+async def test_policy_rego_cpp_cannot_build_fails_load_with_its_line(
+    engine: EmbeddedEngine,
+) -> None:
+    await engine.load({"p.rego": DENY_BIG_MODEL}, {})
+    with pytest.raises(PolicyCompileError) as caught:
+        await engine.load({"p.rego": FAILS_REGO_CPP_BUILD}, {})
+    assert caught.value.module == "p.rego"
+    assert caught.value.line == 6
+    decision = await engine.evaluate("request", request({"model": "huge"}))
+    assert decision.deny == {"model huge is not allowed"}

@@ -17,6 +17,10 @@ Design decisions:
   busy worker is abandoned and replaced by a fresh one compiled from the
   same program. Abandoned workers are counted; past `max_abandoned` the
   engine reports `PolicyUnavailable` instead of starting more threads.
+* **Never query a failed build.** rego-cpp 1.x can return a bundle that
+  did not build (for example "Unable to unify due to cycle"), and querying
+  it crashes the process with a segmentation fault; `load` checks the
+  bundle and reports its errors with module and line instead.
 * **Strings escaped on the way in.** rego-cpp 1.x keeps string values in
   their escaped source form (a literal `"a\\"b"` is stored with the
   backslash) but stores strings from a Python input object raw, so a policy
@@ -53,7 +57,7 @@ from execguard.sidecar.policy.limits import (
     encode_data,
     input_value,
 )
-from execguard.sidecar.policy.rego_cpp_errors import parse_problems
+from execguard.sidecar.policy.rego_cpp_errors import bundle_problem, parse_problems
 from execguard.sidecar.policy.results import PHASES, decision_from_value, phase_path
 
 T = TypeVar("T")
@@ -167,7 +171,9 @@ class _Worker:
                 f"{first.message}{more}", module=first.module, line=first.line
             ) from error
         if not bundle.ok():
-            raise PolicyCompileError("rego-cpp could not build the policy bundle")
+            first, count = bundle_problem(bundle, self.program.modules)
+            more = f" (and {count - 1} more)" if count > 1 else ""
+            raise PolicyCompileError(f"{first.message}{more}", module=first.module, line=first.line)
         self.interpreter = interpreter
         self.bundle = bundle
 
@@ -208,7 +214,12 @@ _UNDEFINED: Final = object()
 class EmbeddedEngine:
     """In-process Rego through rego-cpp; see the module docstring for the design."""
 
-    def __init__(self, limits: EngineLimits | None = None, *, max_abandoned: int = 2) -> None:
+    def __init__(
+        self,
+        limits: EngineLimits | None = None,
+        *,
+        max_abandoned: int = 2,
+    ) -> None:
         self._limits = limits or EngineLimits()
         self._max_abandoned = max_abandoned
         self._worker: _Worker | None = None

@@ -19,6 +19,9 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from regopy import Bundle
+from regopy.rego_shared import RegoError, rego_node_get, rego_node_size, rego_node_value
+
 _ERROR_HEAD: Final = re.compile(r"\(error (\d+):")
 _MESSAGE_HEAD: Final = re.compile(r"\(errormsg (\d+):")
 _LOCATION: Final = re.compile(r"\|(\d+)\|(\d+)")
@@ -67,3 +70,40 @@ def parse_problems(error_text: str, sources: dict[str, str]) -> list[CompileProb
         first = error_text.strip().splitlines()[0] if error_text.strip() else "compile error"
         problems.append(CompileProblem(module=None, line=None, message=first))
     return problems
+
+
+def _locate(snippet: str, sources: dict[str, str]) -> tuple[str | None, int | None]:
+    """The module and line where a source snippet from an error occurs."""
+    probe = snippet.strip().splitlines()[0] if snippet.strip() else ""
+    if not probe:
+        return None, None
+    for name, source in sources.items():
+        index = source.find(probe)
+        if index >= 0:
+            return name, source.count("\n", 0, index) + 1
+    return None, None
+
+
+def _node_text(node: object) -> str:
+    try:
+        return str(rego_node_value(node))
+    except (RegoError, UnicodeDecodeError):
+        return ""
+
+
+def bundle_problem(bundle: Bundle, sources: dict[str, str]) -> tuple[CompileProblem, int]:
+    """The first error of a bundle that did not build, and how many there are.
+
+    A failed build carries an error sequence instead of a plan: each error
+    holds a message and the offending source text (no offset), so the line
+    is found by looking that text up in the modules.
+    """
+    errors = bundle.node()._impl
+    count = rego_node_size(errors)
+    if count == 0:
+        return CompileProblem(None, None, "rego-cpp could not build the policy bundle"), 1
+    error = rego_node_get(errors, 0)
+    parts = [_node_text(rego_node_get(error, i)) for i in range(rego_node_size(error))]
+    message = parts[0] if parts and parts[0] else "rego-cpp could not build the policy bundle"
+    module, line = _locate(parts[1], sources) if len(parts) > 1 else (None, None)
+    return CompileProblem(module, line, message), count

@@ -45,11 +45,11 @@ ibans(s) := {iban |
 	iban_valid(iban)
 }
 
+# One alternation of all credential shapes: one scan of the text, not six.
+api_key_pattern := concat("|", [concat("", ["(?:", p, ")"]) | some p in api_key_patterns])
+
 # api_keys(s): the substrings of s shaped like a provider credential.
-api_keys(s) := {m |
-	some pattern in api_key_patterns
-	some m in regex.find_n(pattern, s, -1)
-}
+api_keys(s) := {m | some m in regex.find_n(api_key_pattern, s, -1)}
 
 # kinds(s): which kinds of personal data or secrets s contains.
 kinds(s) := {pair[0] |
@@ -61,29 +61,28 @@ kinds(s) := {pair[0] |
 contains_pii(s) if count(kinds(s)) > 0
 
 # luhn_valid(digits): the Luhn checksum of a digit string is 0 (mod 10).
+# Table lookups instead of arithmetic per digit: noticeably cheaper in the
+# embedded engine, and the same result.
 luhn_valid(digits) if {
 	n := count(digits)
 	n >= 13
 	n <= 19
+	chars := split(digits, "")
 	total := sum([v |
-		some i in numbers.range(0, n - 1)
-		d := to_number(substring(digits, (n - 1) - i, 1))
-		v := _luhn_term(d, i)
+		some i
+		c := chars[i]
+		# Bound to a variable first: rego-cpp 1.x fails on arithmetic inside a ref.
+		parity := ((n - 1) - i) % 2
+		v := _luhn_table[parity][c]
 	])
 	total % 10 == 0
 }
 
-_luhn_term(d, i) := d if i % 2 == 0
-
-_luhn_term(d, i) := d * 2 if {
-	i % 2 == 1
-	d * 2 <= 9
-}
-
-_luhn_term(d, i) := (d * 2) - 9 if {
-	i % 2 == 1
-	d * 2 > 9
-}
+# Digit character -> its Luhn contribution at an even / odd position from the right.
+_luhn_table := [
+	{"0": 0, "1": 1, "2": 2, "3": 3, "4": 4, "5": 5, "6": 6, "7": 7, "8": 8, "9": 9},
+	{"0": 0, "1": 2, "2": 4, "3": 6, "4": 8, "5": 1, "6": 3, "7": 5, "8": 7, "9": 9},
+]
 
 _alphabet := "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
