@@ -118,3 +118,38 @@ async def test_client_disconnect_mid_stream_cancels_the_upstream_request(
                 break
             await asyncio.sleep(0.1)
     assert "execguard_requests_in_flight 0.0" in text
+
+
+async def test_stream_reaches_the_client_before_the_model_has_finished(
+    spawn: Callable[..., Sidecar], models: Callable[..., ModelServer]
+) -> None:
+    # The model sends five chunks and then never finishes: anything the client reads
+    # was relayed while the response was still being produced.
+    server = models("--stall-after-chunks", "5", "--response-words-min", "30")
+    sidecar = spawn(base_config(server.port))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(sidecar.url + "/v1/chat/completions", json={**CHAT, "stream": True}) as r,
+    ):
+        first = await asyncio.wait_for(r.content.readline(), timeout=20)
+    assert first.startswith(b"data: {")
+
+
+async def test_over_the_concurrency_bound_the_client_gets_503_with_retry_after(
+    spawn: Callable[..., Sidecar], models: Callable[..., ModelServer]
+) -> None:
+    server = models("--latency-ms", "1500")
+    bounds = {"maxConcurrentRequests": 1, "maxQueuedRequests": 0}
+    sidecar = spawn(base_config(server.port, boundaries=bounds))
+
+    async def one(session: aiohttp.ClientSession) -> tuple[int, str | None]:
+        async with session.post(sidecar.url + "/v1/chat/completions", json=CHAT) as response:
+            await response.read()
+            return response.status, response.headers.get("Retry-After")
+
+    async with aiohttp.ClientSession() as session:
+        results = await asyncio.gather(*(one(session) for _ in range(3)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses[0] == 200
+    assert 503 in statuses
+    assert all(retry == "1" for status, retry in results if status == 503)
