@@ -225,3 +225,20 @@ async def test_policy_rego_cpp_cannot_build_fails_load_with_its_line(
     assert caught.value.line == 6
     decision = await engine.evaluate("request", request({"model": "huge"}))
     assert decision.deny == {"model huge is not allowed"}
+
+
+async def test_evaluations_queued_behind_a_runaway_are_not_counted_as_stuck() -> None:
+    engine = EmbeddedEngine(EngineLimits(eval_timeout=0.2), max_abandoned=2)
+    try:
+        await engine.load({"p.rego": RUNAWAY}, {})
+        results = await asyncio.gather(
+            *(engine.evaluate("request", request({})) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(result, PolicyEvaluationFailed) for result in results), results
+        # Only the one running evaluation is stuck, so one more may start (and time out).
+        with pytest.raises(PolicyEvaluationFailed):
+            await engine.evaluate("request", request({}))
+        with pytest.raises(PolicyUnavailable):
+            await engine.evaluate("request", request({}))
+    finally:
+        await engine.close()

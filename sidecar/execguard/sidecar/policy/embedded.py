@@ -87,6 +87,9 @@ class _DaemonThread:
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        # The job on the thread right now; read from the loop to tell a stuck
+        # evaluation (abandon the thread) from one still queued (cancel it).
+        self.current: asyncio.Future[object] | None = None
         self._thread = threading.Thread(target=self._run, name="execguard-rego", daemon=True)
         self._thread.start()
 
@@ -95,12 +98,15 @@ class _DaemonThread:
             fn, future, loop = job
             if future.cancelled():
                 continue
+            self.current = future
             try:
                 result = fn()
             except BaseException as error:  # handed to the awaiting coroutine
                 _post(loop, _settle_error, future, error)
             else:
                 _post(loop, _settle, future, result)
+            finally:
+                self.current = None
 
     def submit(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
         """Queue `fn(*args)`; the returned future resolves on the caller's loop."""
@@ -151,7 +157,6 @@ class _Worker:
     thread: _DaemonThread = field(default_factory=lambda: _DaemonThread())
     interpreter: Interpreter | None = None
     bundle: Bundle | None = None
-    running: threading.Event = field(default_factory=threading.Event)
 
     def compile(self) -> None:
         """Build the bundle (runs on the worker thread)."""
@@ -181,7 +186,6 @@ class _Worker:
         """Run one phase's entrypoint for the input (runs on the worker thread)."""
         if self.interpreter is None or self.bundle is None:
             raise PolicyUnavailable("the embedded engine's worker has not compiled its bundle")
-        self.running.set()
         try:
             self.interpreter.set_input(Input(_escaped(value)))
             output = self.interpreter.query_bundle_entrypoint(self.bundle, phase_path(phase))
@@ -189,8 +193,6 @@ class _Worker:
             raise PolicyEvaluationFailed(
                 f"data.execguard.{phase} failed to evaluate: {error}"
             ) from error
-        finally:
-            self.running.clear()
         if not output.ok():
             raise PolicyEvaluationFailed(
                 f"data.execguard.{phase} raised a runtime error (for example conflicting "
@@ -268,7 +270,7 @@ class EmbeddedEngine:
         try:
             result = await asyncio.wait_for(asyncio.shield(job), self._limits.eval_timeout)
         except TimeoutError as error:
-            if worker.running.is_set():
+            if worker.thread.current is job:
                 await self._abandon(worker, job)
             else:
                 job.cancel()
