@@ -153,3 +153,15 @@ async def test_over_the_concurrency_bound_the_client_gets_503_with_retry_after(
     assert statuses[0] == 200
     assert 503 in statuses
     assert all(retry == "1" for status, retry in results if status == 503)
+
+
+async def test_stream_longer_than_the_response_limit_is_cut_with_an_error_event(
+    spawn: Callable[..., Sidecar], models: Callable[..., ModelServer]
+) -> None:
+    server = models("--response-words-min", "200", "--response-words-max", "200")
+    sidecar = spawn(base_config(server.port, boundaries={"maxResponseBytes": 2000}))
+    status, raw = await post(sidecar.url + "/v1/chat/completions", {**CHAT, "stream": True})
+    events = [block[6:] for block in raw.decode().split("\n\n") if block.startswith("data: ")]
+    assert status == 200
+    assert events[-1] == "[DONE]"
+    assert "exceeds 2000 bytes" in json.loads(events[-2])["error"]["message"]

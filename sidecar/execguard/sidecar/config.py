@@ -226,7 +226,9 @@ class BoundariesConfig(_Model):
         default=1_048_576, ge=1, description="Largest request body; checked while reading (413)."
     )
     max_response_bytes: int = Field(
-        default=8_388_608, ge=1, description="Largest non-streamed response body buffered (502)."
+        default=8_388_608,
+        ge=1,
+        description="Largest response body: a JSON body over it gets 502, a stream is cut.",
     )
     max_json_depth: int = Field(
         default=64, ge=1, le=1_000, description="Deepest JSON nesting accepted in a body (400)."

@@ -86,6 +86,8 @@ async def relay_stream(
     state = _State(exchange, response, runtime.redactor.stream())
     parser = SseParser()
     idle = runtime.upstream.stream_idle_seconds
+    limit = runtime.config.boundaries.max_response_bytes
+    received = 0
     try:
         while True:
             try:
@@ -103,6 +105,12 @@ async def relay_stream(
                 )
             if not chunk:
                 break
+            received += len(chunk)
+            if received > limit:
+                runtime.metrics.upstream_errors.labels("too_large").inc()
+                await _end_with_error(
+                    state, "upstream_error", f"the model's stream exceeds {limit} bytes"
+                )
             try:
                 events = parser.feed(chunk)
             except SseProtocolError as error:
