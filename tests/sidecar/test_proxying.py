@@ -350,3 +350,49 @@ async def test_admin_endpoints_are_not_reachable_through_the_proxy_port(
             assert response.status == 404  # forwarded to the model, which has no such path
         async with session.get(sidecar.admin_url + "/v1/stats") as response:
             assert response.status == 200
+
+
+CARD_POLICY = r"""package execguard.response
+
+deny contains "answer contains a card number" if {
+  regex.match(`\d{4} \d{4} \d{4} \d{4}`, input.response.text)
+}
+
+redact contains `\d{4} \d{4} \d{4} \d{4}`
+"""
+
+
+async def test_response_rule_blocks_a_leaking_answer_with_502(
+    spawn: Callable[..., Sidecar], models: Callable[..., ModelServer]
+) -> None:
+    server = models("--seed", "3", "--pii-rate", "1")
+    sidecar = spawn(
+        base_config(server.port, validation={"response": {"rego": {"c.rego": CARD_POLICY}}})
+    )
+    outcomes = set()
+    for _ in range(8):
+        status, headers, raw = await post(sidecar, CHAT)
+        if status == 502:
+            error = json.loads(raw)["error"]
+            assert error["reasons"] == ["answer contains a card number"]
+            assert error["decision_id"] == headers["X-Execguard-Response-Decision-Id"]
+        outcomes.add(status)
+    assert outcomes == {200, 502}  # the scripted PII is sometimes a card, sometimes an email
+
+
+async def test_on_failure_redact_applies_the_rules_redact_patterns(
+    spawn: Callable[..., Sidecar], models: Callable[..., ModelServer]
+) -> None:
+    server = models("--seed", "3", "--pii-rate", "1")
+    validation = {"response": {"rego": {"c.rego": CARD_POLICY}, "onFailure": "redact"}}
+    sidecar = spawn(base_config(server.port, validation=validation))
+    redacted = 0
+    for _ in range(8):
+        status, headers, raw = await post(sidecar, CHAT)
+        content = json.loads(raw)["choices"][0]["message"]["content"]
+        assert status == 200
+        assert "4111 1111" not in content
+        if "X-Execguard-Violations" in headers:
+            redacted += 1
+            assert "[REDACTED]" in content
+    assert redacted > 0
