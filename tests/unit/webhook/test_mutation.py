@@ -318,3 +318,19 @@ def test_mutation_of_its_own_output_is_an_empty_patch(pod, policies, ns_labels):
             if "name" in p
         ]
         assert len(all_names) == len(set(all_names)), "port names stay unique"
+
+
+def test_model_probes_on_the_renamed_port_follow_the_rename(spec):
+    model = {
+        "name": "model",
+        "image": "m",
+        "ports": [{"name": "http", "containerPort": 8000}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
+        "livenessProbe": {"tcpSocket": {"port": "http"}},
+        "startupProbe": {"httpGet": {"path": "/healthz", "port": 8000}},
+    }
+    patched = injected(model_pod(spec__containers=[model]), spec)
+    container = patched["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["port"] == "http-model"
+    assert container["livenessProbe"]["tcpSocket"]["port"] == "http-model"
+    assert container["startupProbe"]["httpGet"]["port"] == 8000

@@ -48,8 +48,8 @@ class Requirement(TypedDict):
     values: NotRequired[list[str]]
 
 
-class Selector(TypedDict):
-    """A label selector (matchExpressions only)."""
+class Selector(TypedDict, total=False):
+    """A label selector (matchExpressions only; empty matches everything)."""
 
     matchExpressions: list[Requirement]
 
@@ -153,7 +153,7 @@ def _entries(
         # Pods that opted in themselves, in namespaces that did not.
         ("pods", {"matchExpressions": [excluded, not_opted_in]}, {"matchExpressions": [opted_in]}),
         # Every pod of a namespace that opted in as a whole.
-        ("namespaces", {"matchExpressions": [excluded, opted_in]}, {"matchExpressions": []}),
+        ("namespaces", {"matchExpressions": [excluded, opted_in]}, {}),
     ]
     entries: list[Webhook] = []
     for scope, namespace_selector, object_selector in selectors:

@@ -25,7 +25,14 @@ from execguard.operator.webhook.injection import (
 )
 from execguard.operator.webhook.patches import PatchOperation, escape
 from execguard.operator.webhook.reviews import Container, Pod, Volume
-from execguard.operator.webhook.selection import Decision, Deny, Inject, Skip, decide
+from execguard.operator.webhook.selection import (
+    Decision,
+    Deny,
+    Inject,
+    PortWiring,
+    Skip,
+    decide,
+)
 
 INJECTED_BY_ANNOTATION: Final = "execguard.io/injected-by"
 POLICY_HASH_ANNOTATION: Final = "execguard.io/policy-hash"
@@ -76,6 +83,37 @@ def _append_ops(
     return [{"op": "add", "path": f"/spec/{field}/-", "value": item} for item in items]
 
 
+def _probe_port_ops(pod: Pod, wiring: PortWiring) -> list[PatchOperation]:
+    """The model's own probes name its port; they must follow the rename.
+
+    The kubelet resolves a probe's named port among the container's own ports, so
+    a probe on `http` would otherwise find nothing once `http` is the sidecar's.
+    """
+    container = pod.get("spec", {}).get("containers", [])[wiring.container_index]
+    ops: list[PatchOperation] = []
+    probes = {
+        "readinessProbe": container.get("readinessProbe"),
+        "livenessProbe": container.get("livenessProbe"),
+        "startupProbe": container.get("startupProbe"),
+    }
+    for probe_name, probe in probes.items():
+        if probe is None:
+            continue
+        http, tcp = probe.get("httpGet", {}), probe.get("tcpSocket", {})
+        named = {"httpGet": http.get("port"), "tcpSocket": tcp.get("port")}
+        for handler, port in named.items():
+            if port == wiring.old_name:
+                ops.append(
+                    {
+                        "op": "replace",
+                        "path": f"/spec/containers/{wiring.container_index}/{probe_name}/"
+                        f"{handler}/port",
+                        "value": wiring.new_model_port_name,
+                    }
+                )
+    return ops
+
+
 def inject_patch(pod: Pod, decision: Inject, spec: InjectionSpec) -> list[PatchOperation]:
     """The patch that injects the sidecar as `decision` says."""
     patch: list[PatchOperation] = []
@@ -88,6 +126,7 @@ def inject_patch(pod: Pod, decision: Inject, spec: InjectionSpec) -> list[PatchO
                 "value": wiring.new_model_port_name,
             }
         )
+        patch += _probe_port_ops(pod, wiring)
     init: list[Container] = []
     if decision.opa:
         # Before the sidecar, so the engine is up when the sidecar loads its policy.

@@ -100,10 +100,18 @@ class HTTPGetAction(TypedDict, total=False):
     scheme: str
 
 
+class TCPSocketAction(TypedDict, total=False):
+    """core/v1 TCPSocketAction."""
+
+    port: int | str
+    host: str
+
+
 class Probe(TypedDict, total=False):
-    """core/v1 Probe (httpGet only is used here)."""
+    """core/v1 Probe (the handlers that can name a port)."""
 
     httpGet: HTTPGetAction
+    tcpSocket: TCPSocketAction
     initialDelaySeconds: int
     periodSeconds: int
     timeoutSeconds: int

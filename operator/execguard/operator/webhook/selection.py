@@ -58,6 +58,7 @@ class PortWiring:
 
     container_index: int
     port_index: int
+    old_name: str
     new_model_port_name: str
 
 
@@ -264,7 +265,7 @@ def decide(
             if new_name is None:
                 return Skip(f"no free name to rename the model's port {name!r} to", True)
             sidecar_name = name
-            rename = PortWiring(ci, pi, new_name)
+            rename = PortWiring(ci, pi, name, new_name)
     if upstream == spec.sidecar_port:
         return Skip(f"the model's port {upstream} is the sidecar's own port", True)
     if sidecar_name == DEFAULT_PORT_NAME and DEFAULT_PORT_NAME in taken:
