@@ -7,8 +7,7 @@ import http.client
 import json
 from collections.abc import Callable
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from sidecar_processes import CARD_RULE, EMAIL_RULE, ModelServer, Sidecar, base_config
 
 RULE = """package execguard.request

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from execguard.operator.api.policy import ClusterExecutionPolicySpec, ExecutionPolicySpec
 from execguard.operator.merging import AppliedPolicy, PolicyKey, Scope, merge

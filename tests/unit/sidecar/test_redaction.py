@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from execguard.sidecar.config import RedactionRule
 from execguard.sidecar.validation.redaction import Redactor

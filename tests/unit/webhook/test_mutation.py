@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from webhook_builders import NAMESPACE, cluster_policy, model_pod, policy
 
 from execguard.operator.rendering.configmap import CONFIG_KEY_ANNOTATION, plan_namespace

@@ -1,8 +1,9 @@
 """ExecutionPolicy (namespaced) and ClusterExecutionPolicy (cluster-scoped).
 
-Field names and enum values follow the sidecar config document
-(`execguard.sidecar.config`) so that rendering is a near one-to-one mapping;
-what the CRD adds is selection, thresholds and the status.
+Field names follow the sidecar config document (`execguard.sidecar.config`), and
+the enums shared with it are imported from it, so that rendering is a near
+one-to-one mapping and the two can never drift apart; what the CRD adds is
+selection, thresholds and the status.
 """
 
 from __future__ import annotations
@@ -26,58 +27,22 @@ from execguard.operator.api.base import (
     validations,
 )
 
+# Re-exported: these enums are part of this module's API (the CRD's vocabulary).
+from execguard.sidecar.config import (
+    EnforcementAction as EnforcementAction,
+    EngineKind as EngineKind,
+    FailurePolicy as FailurePolicy,
+    OnFailure as OnFailure,
+    TokenCapMode as TokenCapMode,
+    UpstreamProtocol as UpstreamProtocol,
+)
+
 MAX_REGO_MODULE_BYTES: Final = 65_536
 """Largest Rego module accepted (characters); larger ones are refused by the apiserver."""
 
 MAX_REGO_MODULES_PER_PHASE: Final = 8
 
 HEADER_NAME_PATTERN: Final = r"^[A-Za-z0-9-]+$"
-
-
-class EnforcementAction(StrEnum):
-    """Whether decisions block traffic. Decisions are computed and recorded in every mode."""
-
-    ENFORCE = "enforce"
-    WARN = "warn"
-    DRYRUN = "dryrun"
-
-
-class UpstreamProtocol(StrEnum):
-    """How the sidecar understands the model's API."""
-
-    OPENAI = "openai"
-    JSON = "json"
-    PASSTHROUGH = "passthrough"
-
-
-class EngineKind(StrEnum):
-    """Where Rego is evaluated: in the sidecar process, or by an OPA server beside it."""
-
-    EMBEDDED = "embedded"
-    OPA = "opa"
-
-
-class FailurePolicy(StrEnum):
-    """What happens to traffic when the engine or the config is unavailable."""
-
-    CLOSED = "closed"
-    OPEN = "open"
-
-
-class OnFailure(StrEnum):
-    """What to do with a response that fails validation."""
-
-    BLOCK = "block"
-    REDACT = "redact"
-    REASK = "reask"
-    ANNOTATE = "annotate"
-
-
-class TokenCapMode(StrEnum):
-    """What to do with a request asking for more tokens than the cap."""
-
-    REJECT = "reject"
-    CLAMP = "clamp"
 
 
 class RateLimitKeyKind(StrEnum):

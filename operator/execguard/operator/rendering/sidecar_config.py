@@ -12,8 +12,11 @@ from typing import Any
 from execguard.operator.merging import MergedPolicy
 from execguard.sidecar.config import (
     BoundariesConfig,
+    EnforcementAction as SidecarEnforcement,
     EngineConfig,
     EngineKind,
+    FailurePolicy as SidecarFailurePolicy,
+    OnFailure as SidecarOnFailure,
     PolicyRef,
     RateLimitConfig,
     RateLimitKey,
@@ -29,9 +32,6 @@ from execguard.sidecar.config import (
     UpstreamTimeouts,
     ValidationConfig,
 )
-from execguard.sidecar.config import EnforcementAction as SidecarEnforcement
-from execguard.sidecar.config import FailurePolicy as SidecarFailurePolicy
-from execguard.sidecar.config import OnFailure as SidecarOnFailure
 
 
 def _combined_schema(schemas: tuple[dict[str, Any], ...]) -> dict[str, Any] | None:
