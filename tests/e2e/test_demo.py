@@ -24,6 +24,8 @@ def test_the_demo_shows_redaction_and_refusals_and_cleans_up_after_itself():
     out = result.stdout
     assert "execguard-sidecar" in out
     assert "[card]" in out or "[email]" in out, "a leaked card number or e-mail was redacted"
-    assert "model 'scripted-large' is not allowed" in out
-    assert "clients may not send system messages" in out
+    assert "answers leaked PII" in out
+    assert "Through execguard:" in out
+    assert "403 allowed models: scripted-small" in out
+    assert "403 clients may not send system messages" in out
     assert "Stopped execguard, the control plane and every pod process." in out

@@ -182,6 +182,8 @@ def _traffic(console: Console, pods: list[Any], sidecar_port: int) -> None:
         ("asks for a model not allowed", _chat(model="scripted-large")),
         ("smuggles a system message", _chat(system=True)),
     ]
+    leaked = redacted = 0
+    refusals: list[str] = []
     for index, (label, body) in enumerate(cases):
         address = pods[index % len(pods)].status.pod_ip
         direct = _post(f"http://{address}:8000/v1/chat/completions", body)
@@ -191,7 +193,19 @@ def _traffic(console: Console, pods: list[Any], sidecar_port: int) -> None:
             f"{direct[0]}: {_highlight(_answer(*direct))}",
             f"{guarded[0]}: {_highlight(_answer(*guarded))}",
         )
+        leaked += direct[0] == 200 and bool(PII.search(_answer(*direct)))
+        redacted += guarded[0] == 200 and (
+            "[email]" in _answer(*guarded) or "[card]" in _answer(*guarded)
+        )
+        if guarded[0] != 200:
+            error = guarded[1].get("error", {})
+            reasons = error.get("reasons") or [error.get("message", "")]
+            refusals.append(f"{guarded[0]} {'; '.join(map(str, reasons))}")
     console.print(table)
+    console.print(f"Straight to the model: {leaked} of {len(cases)} answers leaked PII.")
+    console.print(f"Through execguard: {redacted} answers redacted, {len(refusals)} refused:")
+    for refusal in refusals:
+        console.print(f"  - {refusal}", soft_wrap=True)
 
 
 def run_demo(console: Console, hold: bool = False) -> int:
