@@ -157,7 +157,10 @@ class EmbeddedEngine:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
         try:
-            slot = await asyncio.wait_for(self._idle.get(), budget)
+            # Most evaluations find a free worker; waiting costs a task, so only then.
+            slot = self._idle.get_nowait() if not self._idle.empty() else None
+            if slot is None:
+                slot = await asyncio.wait_for(self._idle.get(), budget)
         except TimeoutError as error:
             raise PolicyEvaluationFailed(
                 f"data.execguard.{phase} did not finish within {budget}s (no free policy worker)"
