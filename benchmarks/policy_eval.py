@@ -7,7 +7,8 @@ For each engine and example: p50 and p99 of `engine.evaluate` (the whole
 call the sidecar makes: input encoding, evaluation, decision parsing), and
 the ratio to the same engine's baseline in this run, a one-rule policy on
 the same inputs. Ratios, not absolute times, are what compare across
-machines.
+machines. The embedded engine's worker processes' memory is printed after
+its rows.
 """
 
 from __future__ import annotations
@@ -57,6 +58,14 @@ async def measure(
     return samples
 
 
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process in MiB, from /proc."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
 def inputs_of(folder: PolicyFolder) -> list[tuple[str, PolicyInput]]:
     return [(fixture.phase, fixture.document()) for fixture in folder.fixtures]
 
@@ -77,6 +86,11 @@ async def bench_engine(name: str, engine: PolicyEngine, iterations: int) -> list
                 f"baseline p50 {base_p50:7.0f} us  ratio p50 {p50 / base_p50:5.2f}"
             )
             print(rows[-1], flush=True)
+        if isinstance(engine, EmbeddedEngine):
+            # The embedded engine evaluates in worker processes: their memory is its cost.
+            for pid in engine.worker_pids():
+                current, peak = rss_mib(pid)
+                print(f"{name:9} worker {pid} RSS {current:.1f} MiB (peak {peak:.1f} MiB)")
     finally:
         await engine.close()
     return rows
