@@ -17,7 +17,7 @@ def test_injector_is_narrow_fast_and_fails_closed_by_default():
         assert hook["failurePolicy"] == "Fail"
         assert 1 <= hook["timeoutSeconds"] <= 3
         assert hook["sideEffects"] in ("None", "NoneOnDryRun")
-        assert hook["reinvocationPolicy"] == "IfNeeded"
+        assert hook["reinvocationPolicy"] == "Never"
         assert base64.b64decode(hook["clientConfig"]["caBundle"]) == b"CA"
 
 

@@ -209,6 +209,9 @@ class Admission:
             pod = request.get("object")
             if not _is_pod(request) or request["operation"] != "CREATE" or pod is None:
                 return _response(request["uid"])
+            if has_sidecar(pod):
+                result = "skipped"  # re-applied or re-invoked: nothing to read, nothing to do
+                return _response(request["uid"])
             namespace = request.get("namespace") or pod.get("metadata", {}).get("namespace", "")
             snapshot = await self._view.snapshot(namespace)
             if snapshot is None:
@@ -270,9 +273,13 @@ class Admission:
                 )
             ):
                 return _response(request["uid"])
+            if has_sidecar(pod):
+                # The common case (the injector ran): no API reads needed.
+                result = "ok"
+                return _response(request["uid"])
             namespace = request.get("namespace") or pod.get("metadata", {}).get("namespace", "")
             snapshot = await self._view.snapshot(namespace)
-            if snapshot is None or has_sidecar(pod):
+            if snapshot is None:
                 result = "ok"
                 return _response(request["uid"])
             decision = decide(pod, namespace, snapshot.labels, snapshot.policies, self._spec)

@@ -1,8 +1,8 @@
 """What admission needs to know from the API: a namespace's labels and policies in effect.
 
-Read per request rather than from a watch cache: a replica keeps nothing that
-matters in memory (any replica answers any request the same way), and a policy
-made Ready a moment before a Deployment is applied is seen by its first pod.
+Read per request rather than kept in a cache of our own: a replica holds nothing
+that matters in memory, and any replica answers any request the same way. Lists
+are served from the apiserver's watch cache (resourceVersion=0), like an informer.
 The policies in effect are computed exactly as the operator renders them
 (`in_effect`): the current generation once validated, else the last valid one
 kept in the namespace's ConfigMap; a policy never validated yet does not apply.
@@ -11,6 +11,7 @@ kept in the namespace's ConfigMap; a policy never validated yet does not apply.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -77,7 +78,22 @@ class ApiClusterView:
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self._api = KubernetesApi(api_client)
+        self._core: Any = client.CoreV1Api(api_client)
         self._custom: Any = client.CustomObjectsApi(api_client)
+
+    def _namespace_labels(self, namespace: str) -> dict[str, str] | None:
+        # Raw JSON: building the generated V1Namespace model costs more than the call.
+        try:
+            response = self._core.read_namespace(namespace, _preload_content=False)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        body = json.loads(response.data)
+        if body.get("status", {}).get("phase") == "Terminating":
+            return None
+        labels: dict[str, str] = body.get("metadata", {}).get("labels") or {}
+        return labels
 
     async def _list(self, scope: Scope, namespace: str) -> Mapping[str, Any]:
         if scope is Scope.NAMESPACED:
@@ -86,14 +102,18 @@ class ApiClusterView:
         else:
             call = self._custom.list_cluster_custom_object
             args = (GROUP, VERSION, PLURALS[scope])
-        result: Mapping[str, Any] = await asyncio.to_thread(call, *args)
+        # resourceVersion=0: served from the apiserver's watch cache without waiting for
+        # it to prove it is current (a consistent list waits for an etcd progress
+        # notification after every write: ~80 ms per admission while pods are being
+        # created). The cache trails etcd by milliseconds, the same as an informer.
+        result: Mapping[str, Any] = await asyncio.to_thread(call, *args, resource_version="0")
         return result
 
     async def snapshot(self, namespace: str) -> NamespaceSnapshot | None:
         """Labels and policies, read in parallel."""
         try:
             labels, namespaced, cluster = await asyncio.gather(
-                self._api.namespace_labels(namespace),
+                asyncio.to_thread(self._namespace_labels, namespace),
                 self._list(Scope.NAMESPACED, namespace),
                 self._list(Scope.CLUSTER, namespace),
             )

@@ -15,8 +15,10 @@ Choices (each a setting where it is a trade-off; docs/injection.md explains them
   every opted-in pod creation behind a hung webhook.
 * `sideEffects: NoneOnDryRun`: the webhook posts Events about refused injections,
   and posts none for dryRun requests — exactly what that value declares.
-* `reinvocationPolicy: IfNeeded`: if a later mutating webhook changes the pod, we
-  are asked again; an injected pod yields an empty patch, so this costs one call.
+* `reinvocationPolicy: Never`: a re-invocation could only ever see a pod that
+  already has the sidecar, for which the mutation is an empty patch; and with
+  IfNeeded the apiserver re-invokes on every injected pod (the ServiceAccount
+  plugin adds its token mount to the new init container), doubling the calls.
 """
 
 from __future__ import annotations
@@ -185,7 +187,7 @@ def _entries(
             ],
         }
         if mutating:
-            entry["reinvocationPolicy"] = "IfNeeded"
+            entry["reinvocationPolicy"] = "Never"
         entries.append(entry)
     return entries
 

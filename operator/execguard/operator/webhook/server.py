@@ -55,6 +55,10 @@ async def _answer(request: web.Request, handler: Handler) -> web.Response:
     except ClusterUnavailable as error:
         logger.warning("admission failed: %s", error)
         return _error(500, str(error))
+    except Exception as error:
+        # A bug must not take the process down; the apiserver applies the failurePolicy.
+        logger.exception("admission crashed")
+        return _error(500, f"internal error: {type(error).__name__}")
     return web.json_response(answer)
 
 
