@@ -107,17 +107,23 @@ class WorkerProcess:
     async def evaluate(self, phase: str, input_json: str) -> tuple[bool, object]:
         """(defined, value) of `data.execguard.<phase>`; a runtime error raises."""
         tag, payload = await self._exchange(EVAL, f"{phase}\n{input_json}".encode())
-        if tag == RESULT:
-            results = json.loads(payload).get("result") or []
-            expressions = results[0].get("expressions") or [] if results else []
-            if not expressions:
-                return False, None
-            return True, expressions[0].get("value")
-        if tag == VALUE:
-            answer = json.loads(payload)
-            return bool(answer["defined"]), answer.get("value")
         if tag == EVAL_FAILED:
             raise PolicyEvaluationFailed(payload.decode(errors="replace"))
+        try:
+            if tag == RESULT:
+                results = json.loads(payload).get("result") or []
+                expressions = (results[0].get("expressions") or []) if results else []
+                if not expressions:
+                    return False, None
+                return True, expressions[0]["value"]
+            if tag == VALUE:
+                answer = json.loads(payload)
+                return bool(answer["defined"]), answer.get("value")
+        except (ValueError, KeyError, AttributeError, IndexError, TypeError) as error:
+            # The frame was read whole, so the stream is still in step.
+            raise PolicyEvaluationFailed(
+                f"data.execguard.{phase}: the policy worker's answer is unreadable: {error}"
+            ) from error
         raise PolicyUnavailable(f"the policy worker answered an evaluation with {tag!r}")
 
     async def stop(self) -> None:
