@@ -52,7 +52,9 @@ def test_launcher_waits_for_a_config_file_that_appears_later(tmp_path):
     thread = threading.Thread(target=lambda: (deriver.wait_until_ready(), done.set()))
     thread.start()
     assert not done.wait(0.1)
-    (tmp_path / "config" / "pod-abc.json").write_text("{}")
+    # Written as the kubelet does (an atomic swap), so no half-written file is seen.
+    (tmp_path / "config" / ".tmp").write_text("{}")
+    (tmp_path / "config" / ".tmp").rename(tmp_path / "config" / "pod-abc.json")
     thread.join(5)
     assert done.is_set()
     assert json.loads(deriver.target.read_text())["listen"]["host"] == "127.0.0.7"
