@@ -537,3 +537,17 @@ def test_webhook_down_fail_refuses_opted_in_pods_ignore_admits_them_and_the_audi
     finally:
         replica.stop()
         remove_webhook_configurations(control_plane)
+
+
+def test_mirror_pods_are_not_injected(control_plane, webhook, namespace):
+    valid_policy(control_plane, namespace)
+    # The apiserver wants mirror pods bound; the node need not exist here.
+    mirror = model_pod(
+        "mirror",
+        metadata={"annotations": {"kubernetes.io/config.mirror": "static-hash"}},
+        nodeName="no-such-node",
+    )
+    result = create(control_plane, namespace, mirror)
+    assert result.returncode == 0, result.stderr
+    assert init_names(result.stdout) == []
+    assert "execguard.io/injected-by" not in json.loads(result.stdout)["metadata"]["annotations"]
