@@ -298,7 +298,7 @@ DEEP_INVALID = [
                 ]
             }
         },
-        "spec.validation.request.policies[broken].rego: module 'broken' line 4: ",
+        "spec.validation.request.policies[broken].rego: module 'broken' line 5: ",
         id="rego-syntax-error",
     ),
     pytest.param(

@@ -53,7 +53,7 @@ async def test_a_rego_syntax_error_names_the_module_and_the_line() -> None:
     assert len(problems) == 1
     assert problems[0].reason is ProblemReason.REGO_COMPILE_ERROR
     assert problems[0].field == "spec.validation.request.policies[broken].rego"
-    assert problems[0].message.startswith("module 'broken' line 4:")
+    assert problems[0].message.startswith("module 'broken' line 5:")
 
 
 async def test_a_json_schema_that_is_not_a_valid_schema_is_reported_where() -> None:

@@ -1,10 +1,11 @@
 """Rego modules must compile: in the engine the sidecar embeds, and under `opa check`.
 
-The embedded engine (rego-cpp, `execguard.sidecar.policy.embedded`) is what the
-sidecar runs by default, so a module it cannot compile is invalid. It is lenient
-about some semantic errors (unsafe variables, calls to undefined functions), so
-when an `opa` binary is available the operator also runs `opa check`, which
-reports those with module and line. Both report `PolicyCompileError`-style
+The embedded engine (`execguard.sidecar.policy.embedded`: regorus in a worker
+process, rego-cpp as its fallback) is what the sidecar runs by default, so a
+module it cannot compile is invalid. It finds some semantic errors only when a
+rule is evaluated (calls to undefined functions), so when an `opa` binary is
+available the operator also runs `opa check`, which reports those with module
+and line at apply time. Both report `PolicyCompileError`-style
 `module:line: message` text.
 """
 
