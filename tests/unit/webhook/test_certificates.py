@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from cryptography import x509
 
 from execguard.operator.webhook.certificates import Lifetimes, reconcile_bundle
@@ -60,3 +61,42 @@ def test_ca_rotation_keeps_the_old_ca_in_the_bundle_until_it_expires():
     later = reconcile_bundle(rotated, NAMES, NOW + timedelta(days=101), LIFE)
     assert later is not None
     assert later.previous_ca_cert is None
+
+
+async def test_a_rotated_certificate_is_served_to_new_connections_without_restart(tmp_path):
+    import asyncio
+
+    from execguard.operator.webhook.metrics import WebhookMetrics
+    from execguard.operator.webhook.tls_secret import ServingCertificate
+
+    first = reconcile_bundle(None, NAMES, datetime.now(UTC), LIFE)
+    second = reconcile_bundle(None, NAMES, datetime.now(UTC), LIFE)
+    assert first is not None
+    assert second is not None
+    serving = ServingCertificate(WebhookMetrics())
+    assert serving.load(first.cert, first.key)
+    assert not serving.load(first.cert, first.key), "unchanged: nothing to do"
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=serving.context)
+    port = server.sockets[0].getsockname()[1]
+
+    async def handshake(ca: bytes) -> None:
+        client = ssl.create_default_context(cadata=ca.decode())
+        _, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client, server_hostname="127.0.0.1"
+        )
+        writer.close()
+        await writer.wait_closed()
+
+    try:
+        await handshake(first.ca_cert)
+        assert serving.load(second.cert, second.key)
+        await handshake(second.ca_cert)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await handshake(first.ca_cert)
+    finally:
+        server.close()
+        await server.wait_closed()
