@@ -9,14 +9,17 @@ and every child process also carries a parent-death signal.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from execguard.devkit.catalog import default_images
 from execguard.devkit.controlplane import ControlPlane, start_control_plane
 from execguard.devkit.nodesim import NodeSimulator
+from execguard.devkit.waiting import wait_for
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +51,25 @@ def node_simulator(
 def repo_root() -> Path:
     """The checkout's root directory."""
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane) -> Iterator[str]:
+    """A fresh namespace, deleted (with its pods) after the test."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    control_plane.kubectl("create", "namespace", name)
+    # Pods are refused until the serviceaccount controller creates `default`.
+    wait_for(
+        "the default ServiceAccount",
+        lambda: (
+            control_plane.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0
+        ),
+    )
+    yield name
+    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def core(control_plane: ControlPlane) -> client.CoreV1Api:
+    """CoreV1Api as the cluster admin."""
+    return client.CoreV1Api(control_plane.api_client())

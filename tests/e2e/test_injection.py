@@ -10,9 +10,9 @@ import urllib.request
 from typing import Any
 
 import pytest
-from execguard_processes import apply
 
 from execguard.devkit.catalog import SCRIPTED_MODEL_IMAGE
+from execguard.devkit.stack import apply
 from execguard.devkit.waiting import wait_for
 
 pytestmark = pytest.mark.e2e

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from execguard_processes import apply, start_operator
 from test_injection import deployment, diagnose, policy, policy_ready, ready
 
+from execguard.devkit.stack import apply, start_operator
 from execguard.devkit.waiting import wait_for
 
 pytestmark = pytest.mark.e2e

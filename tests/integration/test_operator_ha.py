@@ -36,7 +36,7 @@ def replicas(control_plane: Any, tmp_path: Path) -> Iterator[tuple[OperatorProce
     install_crds(control_plane)
     lease = f"ha-{uuid.uuid4().hex[:6]}"
     first = OperatorProcess(control_plane, tmp_path / "a.log", "replica-a", lease)
-    wait_for(lambda: lease_holder(control_plane, lease) == "replica-a", "replica-a to lead")
+    wait_for("replica-a to lead", lambda: lease_holder(control_plane, lease) == "replica-a")
     second = OperatorProcess(control_plane, tmp_path / "b.log", "replica-b", lease)
     try:
         yield first, second
@@ -70,8 +70,8 @@ def test_only_the_leader_acts_and_the_standby_takes_over_when_it_dies(
     wait_ready(control_plane, "xp/before", namespace)
     assert _leader_of(control_plane, replicas) == leader.identity
     assert "standing by" in wait_for(
-        lambda: (text := standby.log.read_text()) and "standing by" in text and text,
         "the standby to report standing by",
+        lambda: (text := standby.log.read_text()) and "standing by" in text and text,
     )
     assert "Handler 'execution_policy' succeeded" not in standby.log.read_text()
 
@@ -80,6 +80,7 @@ def test_only_the_leader_acts_and_the_standby_takes_over_when_it_dies(
     apply(control_plane, execution_policy("after", namespace))
     wait_ready_deadline = TAKEOVER_DEADLINE_SECONDS - (time.monotonic() - killed_at)
     wait_for(
+        f"the standby to reconcile within {TAKEOVER_DEADLINE_SECONDS}s of the leader's death",
         lambda: (
             (obj := get_json(control_plane, "xp/after", "-n", namespace))
             and any(
@@ -87,7 +88,6 @@ def test_only_the_leader_acts_and_the_standby_takes_over_when_it_dies(
                 for c in (obj.get("status") or {}).get("conditions", [])
             )
         ),
-        f"the standby to reconcile within {TAKEOVER_DEADLINE_SECONDS}s of the leader's death",
         timeout=wait_ready_deadline,
     )
     print(f"standby reconciled {time.monotonic() - killed_at:.1f}s after the leader was killed")
@@ -104,8 +104,8 @@ def test_a_stopped_leader_hands_over_at_once(
     leader, standby = replicas
     leader.stop()  # SIGTERM: releases the lease on the way out
     wait_for(
-        lambda: _leader_of(control_plane, replicas) == standby.identity,
         "the standby to acquire the released lease",
+        lambda: _leader_of(control_plane, replicas) == standby.identity,
         timeout=15,
     )
     apply(control_plane, execution_policy("handed-over", namespace))
@@ -119,13 +119,13 @@ def test_a_restarted_operator_resumes_from_what_is_stored_in_the_cluster(
     lease = f"restart-{uuid.uuid4().hex[:6]}"
     first = OperatorProcess(control_plane, tmp_path / "first.log", "first", lease)
     try:
-        wait_for(lambda: lease_holder(control_plane, lease) == "first", "the operator to lead")
+        wait_for("the operator to lead", lambda: lease_holder(control_plane, lease) == "first")
         apply(
             control_plane, execution_policy("chat", namespace, boundaries={"maxRequestBytes": 10})
         )
         apply(control_plane, model_pod("chat-0", namespace, "chat"))
         wait_ready(control_plane, "xp/chat", namespace)
-        good = wait_for(lambda: pod_config(control_plane, namespace, "chat-0"), "the config")
+        good = wait_for("the config", lambda: pod_config(control_plane, namespace, "chat-0"))
     finally:
         first.stop()
     # While no operator runs, the policy gets an invalid update.
@@ -134,12 +134,12 @@ def test_a_restarted_operator_resumes_from_what_is_stored_in_the_cluster(
     second = OperatorProcess(control_plane, tmp_path / "second.log", "second", lease)
     try:
         obj = wait_for(
+            "the restarted operator to resume the update",
             lambda: (
                 (o := get_json(control_plane, "xp/chat", "-n", namespace))
                 and (o.get("status") or {}).get("observedGeneration") == 2
                 and o
             ),
-            "the restarted operator to resume the update",
         )
         invalid = next(c for c in obj["status"]["conditions"] if c["type"] == "Invalid")
         assert invalid["status"] == "True"

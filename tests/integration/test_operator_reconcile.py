@@ -5,24 +5,25 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from execguard.devkit.controlplane.cluster import free_port
+from execguard.devkit.stack import SYSTEM_NAMESPACE as LEASE_NAMESPACE, install_crds
+from execguard.devkit.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_DIR = REPO / "crds"
 EXAMPLES = REPO / "examples" / "resources"
-LEASE_NAMESPACE = "execguard-system"
 CONFIGMAP = "execguard-sidecar-config"
 
 GOOD_REGO = """package execguard.request
@@ -38,33 +39,6 @@ UNDEFINED = (
     "package execguard.request\n\nimport rego.v1\n\n"
     'deny contains "x" if {\n  undefined_function(input.x)\n}\n'
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def install_crds(cluster: Any) -> None:
-    """Apply the CRDs and wait until they are served."""
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_DIR))
-    wait_for(lambda: cluster.kubectl("get", "xp", "-A", check=False).returncode == 0, "CRDs served")
-    if cluster.kubectl("get", "namespace", LEASE_NAMESPACE, check=False).returncode != 0:
-        cluster.kubectl("create", "namespace", LEASE_NAMESPACE)
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
-    """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 class OperatorProcess:
@@ -196,7 +170,7 @@ def wait_ready(cluster: Any, resource: str, namespace: str | None, generation: i
             return obj
         return None
 
-    return wait_for(ready, f"{resource} Ready at generation {generation}")
+    return wait_for(f"{resource} Ready at generation {generation}", ready)
 
 
 def pod_config(cluster: Any, namespace: str, pod: str) -> dict[str, Any] | None:
@@ -222,7 +196,7 @@ def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = OperatorProcess(cluster, log, "reconciler", lease)
     try:
-        wait_for(lambda: lease_holder(cluster, lease) == "reconciler", "the operator to lead")
+        wait_for("the operator to lead", lambda: lease_holder(cluster, lease) == "reconciler")
         yield process
     finally:
         process.stop()
@@ -264,7 +238,7 @@ def test_a_matched_pod_gets_a_config_and_an_update_follows(cluster: Any, namespa
     apply(cluster, execution_policy("chat", namespace, boundaries={"maxRequestBytes": 1000}))
     apply(cluster, model_pod("chat-0", namespace, "chat"))
     wait_ready(cluster, "xp/chat", namespace)
-    config = wait_for(lambda: pod_config(cluster, namespace, "chat-0"), "the pod's config")
+    config = wait_for("the pod's config", lambda: pod_config(cluster, namespace, "chat-0"))
     assert config["boundaries"]["maxRequestBytes"] == 1000
     assert [ref["name"] for ref in config["policies"]] == ["chat"]
 
@@ -276,8 +250,8 @@ def test_a_matched_pod_gets_a_config_and_an_update_follows(cluster: Any, namespa
     assert updated["status"]["observedGeneration"] == 2
     assert updated["status"]["matchedPods"] == 1
     config = wait_for(
-        lambda: (c := pod_config(cluster, namespace, "chat-0")) and c["generation"] > 1 and c,
         "the config to change",
+        lambda: (c := pod_config(cluster, namespace, "chat-0")) and c["generation"] > 1 and c,
     )
     assert config["boundaries"]["maxRequestBytes"] == 2000
     configmap = get_json(cluster, "configmap", CONFIGMAP, "-n", namespace)
@@ -338,7 +312,7 @@ def test_a_deeply_invalid_update_is_reported_and_the_good_config_stays(
     apply(cluster, execution_policy("chat", namespace, validation=good))
     apply(cluster, model_pod("chat-0", namespace, "chat"))
     wait_ready(cluster, "xp/chat", namespace)
-    before = wait_for(lambda: pod_config(cluster, namespace, "chat-0"), "the pod's config")
+    before = wait_for("the pod's config", lambda: pod_config(cluster, namespace, "chat-0"))
 
     apply(cluster, execution_policy("chat", namespace, validation=validation))
 
@@ -346,7 +320,7 @@ def test_a_deeply_invalid_update_is_reported_and_the_good_config_stays(
         entry = condition(get_json(cluster, "xp/chat", "-n", namespace), "Invalid")
         return entry if entry and entry["status"] == "True" else None
 
-    entry = wait_for(invalid, "the Invalid condition")
+    entry = wait_for("the Invalid condition", invalid)
     assert entry["message"].startswith(message), entry["message"]
     status = get_json(cluster, "xp/chat", "-n", namespace)
     assert status is not None
@@ -368,11 +342,11 @@ def test_a_new_invalid_policy_renders_nothing(cluster: Any, namespace: str) -> N
     apply(cluster, execution_policy("fresh", namespace, validation=bad))
     apply(cluster, model_pod("fresh-0", namespace, "fresh"))
     wait_for(
+        "the Invalid condition",
         lambda: (
             (c := condition(get_json(cluster, "xp/fresh", "-n", namespace), "Invalid"))
             and c["status"] == "True"
         ),
-        "the Invalid condition",
     )
     ready = condition(get_json(cluster, "xp/fresh", "-n", namespace), "Ready")
     assert ready is not None
@@ -386,11 +360,11 @@ def test_deleting_the_last_policy_leaves_pods_a_pass_through_config(
     apply(cluster, execution_policy("chat", namespace))
     apply(cluster, model_pod("chat-0", namespace, "chat"))
     wait_ready(cluster, "xp/chat", namespace)
-    wait_for(lambda: pod_config(cluster, namespace, "chat-0"), "the pod's config")
+    wait_for("the pod's config", lambda: pod_config(cluster, namespace, "chat-0"))
     cluster.kubectl("delete", "xp", "chat", "-n", namespace, "--timeout=60s")
     config = wait_for(
-        lambda: (c := pod_config(cluster, namespace, "chat-0")) and not c["policies"] and c,
         "the pass-through config",
+        lambda: (c := pod_config(cluster, namespace, "chat-0")) and not c["policies"] and c,
     )
     assert config["upstream"]["protocol"] == "passthrough"
     assert config["enforcementAction"] == "dryrun"
@@ -405,8 +379,8 @@ def test_deleting_a_policy_without_pods_removes_its_configmap(cluster: Any, name
     assert get_json(cluster, "configmap", CONFIGMAP, "-n", namespace) is not None
     cluster.kubectl("delete", "xp", "lonely", "-n", namespace, "--timeout=60s")
     wait_for(
-        lambda: get_json(cluster, "configmap", CONFIGMAP, "-n", namespace) is None,
         "the ConfigMap to go",
+        lambda: get_json(cluster, "configmap", CONFIGMAP, "-n", namespace) is None,
     )
 
 
@@ -437,10 +411,10 @@ def test_a_cluster_policy_applies_in_selected_namespaces_only(cluster: Any, name
         wait_ready(cluster, f"cxp/{name}", None)
         wait_ready(cluster, "xp/chat", namespace)
         config = wait_for(
+            "the merged config",
             lambda: (
                 (c := pod_config(cluster, namespace, "chat-0")) and len(c["policies"]) == 2 and c
             ),
-            "the merged config",
         )
         assert config["boundaries"]["maxConcurrentRequests"] == 3
         assert get_json(cluster, "configmap", CONFIGMAP, "-n", other) is None

@@ -11,23 +11,19 @@ import asyncio
 import http.client
 import json
 import ssl
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from execguard_processes import (
+from execguard.devkit.controlplane.cluster import free_port
+from execguard.devkit.stack import (
     Webhook,
-    free_port,
     install_crds,
     remove_webhook_configurations,
 )
-
 from execguard.devkit.waiting import wait_for
 
 pytestmark = pytest.mark.integration

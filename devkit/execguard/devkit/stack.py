@@ -2,39 +2,35 @@
 admission webhook as real processes, the way e2e tests and the demo run them.
 
 The webhook is registered by URL on a loopback port (its serving certificate
-names 127.0.0.1), so no Service virtual IP is needed.
+names 127.0.0.1): the apiserver refuses loopback addresses as Service
+endpoints, so a Service in front of simulated pods could not reach it.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import socket
 import ssl
-import subprocess
 import sys
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from execguard.devkit.binaries import REPO_ROOT
 from execguard.devkit.catalog import EXECGUARD_IMAGE
 from execguard.devkit.controlplane import ControlPlane
+from execguard.devkit.controlplane.cluster import free_port
 from execguard.devkit.controlplane.processes import spawn, stop
 from execguard.devkit.waiting import wait_for
 
 CRD_DIR: Final = REPO_ROOT / "crds"
 SYSTEM_NAMESPACE: Final = "execguard-system"
+INJECTOR_CONFIGURATION: Final = ("mutatingwebhookconfiguration", "execguard-sidecar-injector")
 WEBHOOK_CONFIGURATIONS: Final = (
-    ("mutatingwebhookconfiguration", "execguard-sidecar-injector"),
+    INJECTOR_CONFIGURATION,
     ("validatingwebhookconfiguration", "execguard-sidecar-check"),
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def install_crds(cluster: ControlPlane) -> None:
@@ -49,34 +45,33 @@ def install_crds(cluster: ControlPlane) -> None:
         cluster.kubectl("create", "namespace", SYSTEM_NAMESPACE)
 
 
-@dataclass
-class ExecguardProcess:
-    """An `execguard` subcommand running as a child process, output in `log`."""
+def apply(cluster: ControlPlane, namespace: str, *objects: Mapping[str, Any]) -> None:
+    """`kubectl apply` each object into the namespace."""
+    for obj in objects:
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))
 
-    process: subprocess.Popen[bytes]
-    log: Path
+
+class ExecguardProcess:
+    """An `execguard` subcommand as a child process, its output in `log`."""
+
+    def __init__(self, args: list[str], log: Path, env: Mapping[str, str] | None = None) -> None:
+        self.log = log
+        self.process = spawn(
+            [sys.executable, "-m", "execguard.cli.main", *args],
+            log,
+            env={**os.environ, **(env or {})},
+        )
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a grace period."""
         stop(self.process, grace_seconds=20.0)
 
 
-def _execguard(args: list[str], log: Path, env: dict[str, str] | None = None) -> ExecguardProcess:
-    return ExecguardProcess(
-        process=spawn(
-            [sys.executable, "-m", "execguard.cli.main", *args],
-            log,
-            env={**os.environ, **(env or {})},
-        ),
-        log=log,
-    )
-
-
 def start_operator(
     cluster: ControlPlane, log: Path, lease: str = "execguard-operator"
 ) -> ExecguardProcess:
-    """`execguard operator` against the cluster, holding its own Lease."""
-    return _execguard(
+    """`execguard operator` against the cluster, holding a Lease of its own name."""
+    return ExecguardProcess(
         [
             "operator",
             "--kubeconfig",
@@ -95,14 +90,60 @@ def start_operator(
     )
 
 
-@dataclass
-class WebhookProcess(ExecguardProcess):
-    """`execguard webhook serve` on a loopback HTTPS port."""
+class Webhook(ExecguardProcess):
+    """`execguard webhook serve` on a loopback HTTPS port, registered by URL.
 
-    port: int = 0
+    `url_port` registers another port than the one served (a balancer in front
+    of several replicas); `manage=False` makes a replica that only serves.
+    """
 
-    def get(self, path: str) -> int:
-        """Status of a GET over HTTPS (readiness only, so the certificate is not checked)."""
+    def __init__(
+        self,
+        cluster: ControlPlane,
+        log: Path,
+        *,
+        port: int,
+        identity: str,
+        sidecar_image: str = EXECGUARD_IMAGE,
+        failure_policy: str = "Fail",
+        manage: bool = True,
+        lease: str = "execguard-webhook",
+        url_port: int | None = None,
+        audit_interval: float = 60.0,
+    ) -> None:
+        self.port = port
+        super().__init__(
+            [
+                "webhook",
+                "serve",
+                "--kubeconfig",
+                str(cluster.kubeconfig),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--url",
+                f"https://127.0.0.1:{url_port or port}",
+                "--extra-san",
+                "127.0.0.1",
+                "--namespace",
+                SYSTEM_NAMESPACE,
+                "--identity",
+                identity,
+                "--sidecar-image",
+                sidecar_image,
+                "--failure-policy",
+                failure_policy,
+                "--audit-interval",
+                str(audit_interval),
+                "--manage" if manage else "--no-manage",
+            ],
+            log,
+            {"EXECGUARD_WEBHOOK_LEASE_NAME": lease},
+        )
+
+    def get(self, path: str) -> tuple[int, str]:
+        """GET over HTTPS without verification (readiness and metrics only); 0 if unreachable."""
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -110,51 +151,25 @@ class WebhookProcess(ExecguardProcess):
             with urllib.request.urlopen(
                 f"https://127.0.0.1:{self.port}{path}", context=context, timeout=5
             ) as response:
-                return int(response.status)
-        except OSError:
-            return 0
+                return int(response.status), response.read().decode()
+        except OSError as error:
+            return 0, str(error)
+
+    def wait_ready(self) -> None:
+        """Until /readyz answers 200."""
+        wait_for(f"the webhook on port {self.port}", lambda: self.get("/readyz")[0] == 200, 60)
 
 
 def start_webhook(
-    cluster: ControlPlane,
-    log: Path,
-    *,
-    sidecar_image: str = EXECGUARD_IMAGE,
-    failure_policy: str = "Fail",
-    lease: str = "execguard-webhook",
-) -> WebhookProcess:
-    """Start the webhook, wait until it serves and its configurations are registered."""
-    port = _free_port()
-    base = _execguard(
-        [
-            "webhook",
-            "serve",
-            "--kubeconfig",
-            str(cluster.kubeconfig),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--url",
-            f"https://127.0.0.1:{port}",
-            "--extra-san",
-            "127.0.0.1",
-            "--namespace",
-            SYSTEM_NAMESPACE,
-            "--identity",
-            f"{lease}-0",
-            "--sidecar-image",
-            sidecar_image,
-            "--failure-policy",
-            failure_policy,
-        ],
-        log,
-        {"EXECGUARD_WEBHOOK_LEASE_NAME": lease},
+    cluster: ControlPlane, log: Path, *, failure_policy: str = "Fail", identity: str = "webhook-0"
+) -> Webhook:
+    """One managing webhook replica, serving and registered with the apiserver."""
+    webhook = Webhook(
+        cluster, log, port=free_port(), identity=identity, failure_policy=failure_policy
     )
-    webhook = WebhookProcess(process=base.process, log=base.log, port=port)
     try:
-        wait_for(f"the webhook on port {port}", lambda: webhook.get("/readyz") == 200, 60)
-        kind, name = WEBHOOK_CONFIGURATIONS[0]
+        webhook.wait_ready()
+        kind, name = INJECTOR_CONFIGURATION
         wait_for(
             f"{kind} {name}",
             lambda: cluster.kubectl("get", kind, name, check=False).returncode == 0,

@@ -14,7 +14,7 @@ class WaitTimeout(AssertionError):
 
 
 def wait_for(
-    what: str, predicate: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.25
+    what: str, predicate: Callable[[], T | None], timeout: float = 120.0, interval: float = 0.25
 ) -> T:
     """Call predicate until it returns something truthy, and return that."""
     deadline = time.monotonic() + timeout
