@@ -55,21 +55,38 @@ _num(n) := sprintf("%v", [n])
 
 _properties(s) := object.get(s, "properties", {})
 
-_level(path, v, s) := union({
-	_type(path, v, s),
-	_type_any(path, v, s),
-	_enum(path, v, s),
-	_const(path, v, s),
-	_max_length(path, v, s),
-	_min_length(path, v, s),
-	_pattern(path, v, s),
-	_minimum(path, v, s),
-	_maximum(path, v, s),
-	_required(path, v, s),
-	_additional(path, v, s),
-	_max_items(path, v, s),
-	_min_items(path, v, s),
+# Only the keywords the schema has are checked: every check below is empty
+# when its keyword is absent, and skipping them is most of the cost of a
+# small schema in the embedded engine. Keys that are not checks here
+# (properties, items, description, ...) match no `_keyword` and add nothing.
+_level(path, v, s) := union({msgs |
+	some keyword in object.keys(s)
+	msgs := _keyword(keyword, path, v, s)
 })
+
+_keyword("type", path, v, s) := _type(path, v, s) | _type_any(path, v, s)
+
+_keyword("enum", path, v, s) := _enum(path, v, s)
+
+_keyword("const", path, v, s) := _const(path, v, s)
+
+_keyword("maxLength", path, v, s) := _max_length(path, v, s)
+
+_keyword("minLength", path, v, s) := _min_length(path, v, s)
+
+_keyword("pattern", path, v, s) := _pattern(path, v, s)
+
+_keyword("minimum", path, v, s) := _minimum(path, v, s)
+
+_keyword("maximum", path, v, s) := _maximum(path, v, s)
+
+_keyword("required", path, v, s) := _required(path, v, s)
+
+_keyword("additionalProperties", path, v, s) := _additional(path, v, s)
+
+_keyword("maxItems", path, v, s) := _max_items(path, v, s)
+
+_keyword("minItems", path, v, s) := _min_items(path, v, s)
 
 _type(path, v, s) := {concat("", [path, ": expected ", s.type, ", got ", type_name(v)])} if {
 	is_string(s.type)
