@@ -14,23 +14,22 @@ model(body) := m if {
 } else := ""
 
 # messages(body): the chat messages of a request body, [] when absent.
-messages(body) := body.messages if is_array(body.messages)
-
-messages(body) := [] if not is_array(body.messages)
+# One rule with `else`, not one rule per case: the embedded engine evaluates
+# every definition of a function on each call, `else` stops at the first.
+messages(body) := body.messages if {
+	is_array(body.messages)
+} else := []
 
 # content_text(content): text of a message content, either a string or an
 # array of parts ({"type": "text", "text": ...}); other parts are skipped.
-content_text(content) := content if is_string(content)
-
-content_text(content) := concat("\n", [part.text |
+content_text(content) := content if {
+	is_string(content)
+} else := concat("\n", [part.text |
 	some part in content
 	is_string(part.text)
-]) if is_array(content)
-
-content_text(content) := "" if {
-	not is_string(content)
-	not is_array(content)
-}
+]) if {
+	is_array(content)
+} else := ""
 
 # message_texts(body): the text of every message, in order.
 message_texts(body) := [content_text(object.get(m, "content", "")) | some m in messages(body)]
