@@ -17,7 +17,7 @@ step() {
 step "$bin/python" -c 'import operator, sys; sys.exit(0 if operator.__file__.endswith("/operator.py") and "/lib/python" in operator.__file__ else "operator/ shadows the standard library: " + operator.__file__)'
 step "$bin/ruff" check .
 step "$bin/ruff" format --check .
-step "$bin/mypy" cli sidecar operator devkit
+step "$bin/mypy" cli sidecar operator devkit examples/model_server/scripted_model_server.py
 if [[ -f .importlinter ]]; then
   step "$bin/lint-imports"
 fi

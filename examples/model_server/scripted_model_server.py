@@ -324,6 +324,21 @@ async def stats(request: web.Request) -> web.StreamResponse:
     return web.json_response({"served": state.served, "drift": state.drift_on})
 
 
+PROFILE_FLAGS: tuple[tuple[str, type[float] | type[int], str, str], ...] = (
+    ("latency-ms", float, "0", "mean added latency"),
+    ("latency-jitter-ms", float, "0", "standard deviation of the added latency"),
+    ("response-words-min", int, "8", "fewest words in an answer"),
+    ("response-words-max", int, "24", "most words in an answer"),
+    *(
+        (f"{rate}-rate", float, "0", f"probability of a {rate} answer")
+        for rate in ("malformed", "pii", "refusal", "error")
+    ),
+    ("stream-chunk-delay-ms", float, "0", "pause between stream chunks"),
+    ("stall-after-chunks", int, "0", "stop sending after N stream chunks (0: never)"),
+)
+"""The flags that make up a `Profile`, each also given with a `--drift-` prefix."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Flags; every flag also reads `MODEL_<FLAG>` from the environment."""
     env = os.environ.get
@@ -343,46 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", default=e("models", "scripted-small,scripted-large"), help="comma-separated"
     )
     for prefix, help_prefix in (("", ""), ("drift-", "after drift: ")):
-        p.add_argument(
-            f"--{prefix}latency-ms",
-            type=float,
-            default=None if prefix else float(e("latency-ms", "0")),
-            help=f"{help_prefix}mean added latency",
-        )
-        p.add_argument(
-            f"--{prefix}latency-jitter-ms",
-            type=float,
-            default=None if prefix else float(e("latency-jitter-ms", "0")),
-            help=f"{help_prefix}stddev",
-        )
-        p.add_argument(
-            f"--{prefix}response-words-min",
-            type=int,
-            default=None if prefix else int(e("response-words-min", "8")),
-        )
-        p.add_argument(
-            f"--{prefix}response-words-max",
-            type=int,
-            default=None if prefix else int(e("response-words-max", "24")),
-        )
-        for rate in ("malformed", "pii", "refusal", "error"):
+        for name, kind, default, text in PROFILE_FLAGS:
             p.add_argument(
-                f"--{prefix}{rate}-rate",
-                type=float,
-                default=None if prefix else float(e(f"{rate}-rate", "0")),
-                help=f"{help_prefix}probability of a {rate} answer",
+                f"--{prefix}{name}",
+                type=kind,
+                # Unset drift flags stay None and copy the normal profile.
+                default=None if prefix else kind(e(name, default)),
+                help=help_prefix + text,
             )
-        p.add_argument(
-            f"--{prefix}stream-chunk-delay-ms",
-            type=float,
-            default=None if prefix else float(e("stream-chunk-delay-ms", "0")),
-        )
-        p.add_argument(
-            f"--{prefix}stall-after-chunks",
-            type=int,
-            default=None if prefix else int(e("stall-after-chunks", "0")),
-            help=f"{help_prefix}stop sending after N stream chunks (0: never)",
-        )
     p.add_argument(
         "--json-content",
         action="store_true",
@@ -400,18 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def profiles(args: argparse.Namespace) -> tuple[Profile, Profile]:
     """The normal profile and the drifted one (unset drift flags copy the normal)."""
-    fields = (
-        "latency_ms",
-        "latency_jitter_ms",
-        "response_words_min",
-        "response_words_max",
-        "malformed_rate",
-        "pii_rate",
-        "refusal_rate",
-        "error_rate",
-        "stream_chunk_delay_ms",
-        "stall_after_chunks",
-    )
+    fields = [name.replace("-", "_") for name, *_ in PROFILE_FLAGS]
     normal = Profile(json_content=args.json_content, **{f: getattr(args, f) for f in fields})
     overrides = {
         f: getattr(args, "drift_" + f) for f in fields if getattr(args, "drift_" + f) is not None
