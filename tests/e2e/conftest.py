@@ -8,16 +8,14 @@ from typing import Any
 
 import pytest
 
-from execguard.devkit.catalog import EXECGUARD_IMAGE
-from execguard.devkit.controlplane.cluster import free_port
 from execguard.devkit.stack import (
     ExecguardProcess,
     Webhook,
     install_crds,
     remove_webhook_configurations,
     start_operator,
+    start_webhook,
 )
-from execguard.devkit.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -38,25 +36,10 @@ def webhook(
     control_plane: Any, operator: ExecguardProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Webhook]:
     """One webhook replica (managing), registered, serving the node simulator's image."""
-    log = tmp_path_factory.mktemp("webhook") / "webhook.log"
-    process = Webhook(
-        control_plane,
-        log,
-        port=free_port(),
-        identity="e2e-webhook-0",
-        sidecar_image=EXECGUARD_IMAGE,
+    process = start_webhook(
+        control_plane, tmp_path_factory.mktemp("webhook") / "webhook.log", identity="e2e-webhook-0"
     )
     try:
-        process.wait_ready()
-        wait_for(
-            "the webhook configuration",
-            lambda: (
-                control_plane.kubectl(
-                    "get", "mutatingwebhookconfiguration", "execguard-sidecar-injector", check=False
-                ).returncode
-                == 0
-            ),
-        )
         yield process
     finally:
         process.stop()

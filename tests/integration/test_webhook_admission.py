@@ -23,6 +23,7 @@ from execguard.devkit.stack import (
     Webhook,
     install_crds,
     remove_webhook_configurations,
+    start_webhook,
 )
 from execguard.devkit.waiting import wait_for
 
@@ -106,25 +107,13 @@ def events(cluster: Any, namespace: str, reason: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def webhook(control_plane: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
     install_crds(control_plane)
-    process = Webhook(
+    process = start_webhook(
         control_plane,
         tmp_path_factory.mktemp("webhook") / "webhook.log",
-        port=free_port(),
         identity="it-webhook-0",
-        sidecar_image=IMAGE,
         lease="it-webhook",
     )
     try:
-        process.wait_ready()
-        wait_for(
-            "the webhook configuration",
-            lambda: (
-                control_plane.kubectl(
-                    "get", "mutatingwebhookconfiguration", "execguard-sidecar-injector", check=False
-                ).returncode
-                == 0
-            ),
-        )
         yield process
     finally:
         process.stop()

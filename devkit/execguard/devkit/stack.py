@@ -161,11 +161,21 @@ class Webhook(ExecguardProcess):
 
 
 def start_webhook(
-    cluster: ControlPlane, log: Path, *, failure_policy: str = "Fail", identity: str = "webhook-0"
+    cluster: ControlPlane,
+    log: Path,
+    *,
+    failure_policy: str = "Fail",
+    identity: str = "webhook-0",
+    lease: str = "execguard-webhook",
 ) -> Webhook:
     """One managing webhook replica, serving and registered with the apiserver."""
     webhook = Webhook(
-        cluster, log, port=free_port(), identity=identity, failure_policy=failure_policy
+        cluster,
+        log,
+        port=free_port(),
+        identity=identity,
+        failure_policy=failure_policy,
+        lease=lease,
     )
     try:
         webhook.wait_ready()
