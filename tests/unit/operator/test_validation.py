@@ -92,3 +92,20 @@ async def test_opa_check_reports_an_undefined_reference_with_module_and_line() -
     )
     assert problems[0].field == "spec.validation.request.policies[undefined].rego"
     assert problems[0].message == "module 'undefined' line 6: undefined function undefined_function"
+
+
+@pytest.mark.opa
+async def test_opa_check_sees_the_library_so_a_missing_library_function_is_refused() -> None:
+    opa = _opa()
+    if opa is None:
+        pytest.skip("opa is not built")
+    calls_missing = (
+        "package execguard.request\n\nimport rego.v1\nimport data.execguard.lib.pii\n\n"
+        'deny contains "x" if {\n  pii.phone_numbers(input.x)\n}\n'
+    )
+    problems = await validate_policy(
+        spec(request=module("pii", calls_missing)), [EmbeddedCompiler(), OpaCheckCompiler(opa)]
+    )
+    assert [problem.field for problem in problems] == ["spec.validation.request.policies[pii].rego"]
+    assert problems[0].message.startswith("module 'pii' line 7: ")
+    assert "pii.phone_numbers" in problems[0].message

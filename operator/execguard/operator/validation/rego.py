@@ -23,6 +23,7 @@ from execguard.operator.api.policy import PolicySpecFields, RegoModule
 from execguard.operator.validation.problems import Problem, ProblemReason
 from execguard.sidecar.policy.embedded import EmbeddedEngine
 from execguard.sidecar.policy.errors import PolicyCompileError, PolicyError
+from execguard.sidecar.policy.library import with_library
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,16 @@ class OpaCheckCompiler:
         self._timeout = timeout_seconds
 
     async def compile(self, modules: Mapping[str, str]) -> list[CompileFailure]:
-        """Write the modules to a temporary directory and check them."""
+        """Write the modules, with the execguard library, to a directory and check them."""
+        try:
+            # With the library, a call to a library function that does not exist
+            # is found here rather than by the first request that reaches it.
+            checked = with_library(dict(modules))
+        except PolicyCompileError as error:
+            return [CompileFailure(error.module, error.line, str(error))]
         with tempfile.TemporaryDirectory(prefix="execguard-rego-") as directory:
             files: dict[str, str] = {}
-            for index, (name, source) in enumerate(modules.items()):
+            for index, (name, source) in enumerate(checked.items()):
                 path = Path(directory) / f"m{index}.rego"
                 path.write_text(source, encoding="utf-8")
                 files[path.name] = name
@@ -156,4 +163,8 @@ def _problem(failure: CompileFailure, modules: Mapping[str, tuple[str, RegoModul
             f" line {failure.line}" if failure.line is not None else ""
         )
         return Problem(field, ProblemReason.REGO_COMPILE_ERROR, f"{where}: {failure.message}")
-    return Problem("spec.validation", ProblemReason.REGO_COMPILE_ERROR, failure.message)
+    where = ""
+    if failure.module is not None:
+        where = f"{failure.module}" + (f" line {failure.line}" if failure.line is not None else "")
+        where += ": "
+    return Problem("spec.validation", ProblemReason.REGO_COMPILE_ERROR, f"{where}{failure.message}")
