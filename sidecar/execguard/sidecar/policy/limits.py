@@ -42,6 +42,12 @@ class EngineLimits:
 
 def encode_input(document: PolicyInput) -> str:
     """The input as strict JSON text; NaN/Infinity have no JSON form and are refused."""
+    # pydantic's serializer is several times faster than dumping to Python and
+    # then to JSON; it writes NaN/Infinity as bare constants, and a document
+    # holding one (or a string that merely contains the word) takes the strict path.
+    text = document.model_dump_json()
+    if "NaN" not in text and "Infinity" not in text:
+        return text
     try:
         return json.dumps(document.model_dump(mode="json"), allow_nan=False, ensure_ascii=False)
     except (ValueError, TypeError) as error:
