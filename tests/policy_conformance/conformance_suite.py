@@ -19,7 +19,8 @@ from execguard.sidecar.policy.errors import (
     PolicyCompileError,
     PolicyEvaluationFailed,
 )
-from execguard.sidecar.policy.input import Phase, PolicyInput
+from execguard.sidecar.policy.input import PolicyInput
+from execguard.sidecar.policy.phases import Phase
 
 CASES_DIR = Path(__file__).parent / "cases"
 DEFAULT_REQUEST = {"method": "POST", "path": "/v1/chat/completions"}

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from execguard.devkit.controlplane.cluster import free_port
 
-Behaviour = Literal["slow", "garbage", "html", "error", "array", "garbage_policies"]
+Behaviour = Literal["slow", "garbage", "html", "error", "array", "no_result", "garbage_policies"]
 
 
 @asynccontextmanager
@@ -43,6 +43,8 @@ async def fake_opa(behaviour: Behaviour, delay: float = 5.0) -> AsyncIterator[in
             return web.Response(text="<html>proxy error</html>", content_type="text/html")
         if behaviour == "array":
             return web.json_response([1, 2, 3])
+        if behaviour == "no_result":
+            return web.json_response({})
         return web.json_response({"code": "internal_error", "message": "boom"}, status=500)
 
     app = web.Application()

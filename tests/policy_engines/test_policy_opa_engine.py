@@ -152,6 +152,8 @@ async def test_server_that_dies_after_load_is_unavailable(opa_binary: Path) -> N
         ("garbage", PolicyEvaluationFailed, "not JSON"),
         ("html", PolicyEvaluationFailed, "not JSON"),
         ("array", PolicyEvaluationFailed, "non-object JSON"),
+        # An OPA without the library (say, a bundle built by hand) must not allow everything.
+        ("no_result", PolicyEvaluationFailed, "library is not loaded"),
         ("error", PolicyEvaluationFailed, "HTTP 500"),
     ],
 )

@@ -21,7 +21,7 @@ from execguard.cli.policy_fixtures import FixtureError, load_input_document, loa
 from execguard.cli.policy_runs import EngineKind, FixtureResult, open_engine, run_folder
 from execguard.sidecar.policy.decision import Decision
 from execguard.sidecar.policy.errors import PolicyError
-from execguard.sidecar.policy.input import Phase
+from execguard.sidecar.policy.phases import Phase
 
 app = typer.Typer(help="Test and evaluate execguard policies locally.", no_args_is_help=True)
 

@@ -26,7 +26,8 @@ from typing import Final, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from execguard.sidecar.policy.input import Phase, PolicyInput
+from execguard.sidecar.policy.input import PolicyInput
+from execguard.sidecar.policy.phases import Phase
 
 FIXTURE_SUFFIXES: Final = ("_test.yaml", "_test.yml", "_test.jsonl")
 DEFAULT_REQUEST: Final = {"method": "POST", "path": "/v1/chat/completions"}

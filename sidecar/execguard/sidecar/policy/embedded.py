@@ -44,10 +44,11 @@ from execguard.sidecar.policy.errors import (
     PolicyEvaluationFailed,
     PolicyUnavailable,
 )
-from execguard.sidecar.policy.input import Phase, PolicyInput
+from execguard.sidecar.policy.input import PolicyInput
 from execguard.sidecar.policy.library import with_library
 from execguard.sidecar.policy.limits import EngineLimits, check_modules, encode_data, encode_input
-from execguard.sidecar.policy.results import PHASES, decision_from_value
+from execguard.sidecar.policy.phases import PHASES, Phase
+from execguard.sidecar.policy.results import decision_from_value
 from execguard.sidecar.policy.worker_process import WorkerGone, WorkerProcess
 
 DEFAULT_WORKERS: Final = 1
@@ -146,7 +147,7 @@ class EmbeddedEngine:
             await process.stop()
 
     async def evaluate(self, phase: Phase, document: PolicyInput) -> Decision:
-        """Evaluate `data.execguard.<phase>`; bounded by `limits.eval_timeout`."""
+        """The decision of `data.execguard.<phase>`; bounded by `limits.eval_timeout`."""
         if phase not in PHASES:
             raise PolicyEvaluationFailed(f"unknown phase {phase!r}; expected one of {PHASES}")
         input_json = encode_input(document)
@@ -171,7 +172,7 @@ class EmbeddedEngine:
             await self._install(slot, program)
             assert slot.process is not None
             async with asyncio.timeout_at(deadline):
-                defined, value = await slot.process.evaluate(phase, input_json)
+                value = await slot.process.evaluate(phase, input_json)
         except PolicyError:
             raise  # a clean answer (runtime error) or a failed install: nothing to replace
         except TimeoutError as error:
@@ -190,7 +191,7 @@ class EmbeddedEngine:
                 self._idle.put_nowait(slot)
             else:
                 self._replace(slot, program)
-        return decision_from_value(phase, value, defined=defined)
+        return decision_from_value(phase, value)
 
     def _replace(self, slot: _Slot, program: _Program) -> None:
         """Kill the slot's worker and start a loaded one in the background."""

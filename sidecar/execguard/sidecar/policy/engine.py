@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from execguard.sidecar.policy.decision import Decision
-from execguard.sidecar.policy.input import Phase, PolicyInput
+from execguard.sidecar.policy.input import PolicyInput
+from execguard.sidecar.policy.phases import Phase
 
 
 class PolicyEngine(Protocol):

@@ -10,9 +10,9 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-INPUT_VERSION: Final = "v1"
+from execguard.sidecar.policy.phases import Phase
 
-Phase = Literal["request", "response", "stream"]
+INPUT_VERSION: Final = "v1"
 
 
 class RequestView(BaseModel):
@@ -64,7 +64,10 @@ class WorkloadView(BaseModel):
 class PolicyInput(BaseModel):
     """The whole document passed to `data.execguard.<phase>`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and Infinity are written as bare constants (not JSON) so that the
+    # engines' encoder can find and refuse them; pydantic's default would
+    # quietly turn them into null. Applies to the nested views too.
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
     version: Literal["v1"] = INPUT_VERSION
     phase: Phase

@@ -45,10 +45,11 @@ from execguard.sidecar.policy.errors import (
     PolicyEvaluationFailed,
     PolicyUnavailable,
 )
-from execguard.sidecar.policy.input import Phase, PolicyInput
+from execguard.sidecar.policy.input import PolicyInput
 from execguard.sidecar.policy.library import with_library
 from execguard.sidecar.policy.limits import EngineLimits, check_modules, encode_data, input_value
-from execguard.sidecar.policy.results import PHASES, decision_from_value
+from execguard.sidecar.policy.phases import DECISION_PACKAGE, PHASES, Phase
+from execguard.sidecar.policy.results import decision_from_value
 
 T = TypeVar("T")
 
@@ -266,7 +267,7 @@ class OpaServerEngine:
             self._installed.clear()
 
     async def evaluate(self, phase: Phase, document: PolicyInput) -> Decision:
-        """POST the input to `/v1/data/execguard/<phase>`, bounded by `eval_timeout`."""
+        """POST the input to `/v1/data/execguard/lib/decision/<phase>` within `eval_timeout`."""
         if phase not in PHASES:
             raise PolicyEvaluationFailed(f"unknown phase {phase!r}; expected one of {PHASES}")
         if not self._loaded:
@@ -276,7 +277,7 @@ class OpaServerEngine:
         timeout = self._limits.eval_timeout
         try:
             body = await asyncio.wait_for(
-                client.query_rule(input_data=value, package_path="execguard", rule_name=phase),
+                client.query_rule(input_data=value, package_path=DECISION_PACKAGE, rule_name=phase),
                 timeout,
             )
         except TimeoutError as error:
@@ -302,9 +303,8 @@ class OpaServerEngine:
             raise PolicyEvaluationFailed(
                 f"OPA answered data.execguard.{phase} with a non-object JSON document"
             )
-        if "result" not in body:
-            return decision_from_value(phase, None, defined=False)
-        return decision_from_value(phase, body["result"])
+        # No result means the library's decision rule is missing (a bundle without it).
+        return decision_from_value(phase, body.get("result"))
 
     async def close(self) -> None:
         """Close the HTTP session (the server keeps its policies)."""

@@ -25,9 +25,8 @@ from typing import Final
 from regopy import Input, Interpreter, LogLevel, RegoError
 
 from execguard.sidecar.policy.errors import PolicyCompileError, PolicyEvaluationFailed
+from execguard.sidecar.policy.phases import PHASES, Phase, decision_path
 from execguard.sidecar.policy.rego_cpp_errors import bundle_problem, parse_problems
-
-_PHASES: Final = ("request", "response", "stream")
 
 UNDEFINED: Final = object()
 
@@ -44,7 +43,7 @@ def _escaped(value: object) -> object:
 
 
 class RegoCppProgram:
-    """Modules plus data built into a rego-cpp bundle with one entrypoint per phase."""
+    """Modules plus data built into a rego-cpp bundle with one decision entrypoint per phase."""
 
     def __init__(self, modules: dict[str, str], data_json: str) -> None:
         interpreter = Interpreter()
@@ -54,7 +53,7 @@ class RegoCppProgram:
             for name, source in modules.items():
                 interpreter.add_module(name, source)
             interpreter.add_data_json(data_json)
-            bundle = interpreter.build(None, [f"execguard/{phase}" for phase in _PHASES])
+            bundle = interpreter.build(None, [decision_path(phase) for phase in PHASES])
         except RegoError as error:
             problems = parse_problems(str(error), modules)
             first = problems[0]
@@ -69,11 +68,11 @@ class RegoCppProgram:
         self._interpreter = interpreter
         self._bundle = bundle
 
-    def evaluate(self, phase: str, value: object) -> object:
-        """The JSON value of `data.execguard.<phase>`, or `UNDEFINED`."""
+    def evaluate(self, phase: Phase, value: object) -> object:
+        """The JSON value of `data.execguard.lib.decision.<phase>`, or `UNDEFINED`."""
         try:
             self._interpreter.set_input(Input(_escaped(value)))
-            output = self._interpreter.query_bundle_entrypoint(self._bundle, f"execguard/{phase}")
+            output = self._interpreter.query_bundle_entrypoint(self._bundle, decision_path(phase))
         except (RegoError, json.JSONDecodeError) as error:
             raise PolicyEvaluationFailed(
                 f"data.execguard.{phase} failed to evaluate: {error}"

@@ -19,6 +19,8 @@ from typing import Final
 # The binding ships no type information.
 import regorus  # type: ignore[import-untyped]
 
+from execguard.sidecar.policy.phases import Phase, decision_ref
+
 # regorus formats errors as "--> module.rego:LINE:COL" over a source excerpt.
 _LOCATION: Final = re.compile(r"--> (.+?):(\d+):\d+")
 _MESSAGE: Final = re.compile(r"^error: (.+)$", re.MULTILINE)
@@ -79,10 +81,11 @@ class RegorusProgram:
             raise RegorusCompileError(read_problem(error, modules)) from error
         self._engine = engine
 
-    def evaluate(self, phase: str, input_json: str) -> str:
-        """`data.execguard.<phase>` for the input, as regorus's JSON query result."""
+    def evaluate(self, phase: Phase, input_json: str) -> str:
+        """The JSON value of `data.execguard.lib.decision.<phase>` for the input."""
         try:
             self._engine.set_input_json(input_json)
-            return str(self._engine.eval_query_as_json(f"data.execguard.{phase}"))
+            # A rule, not a query: a query is planned against every module on each call.
+            return str(self._engine.eval_rule_as_json(decision_ref(phase)))
         except RuntimeError as error:
             raise RegorusRuntimeError(read_problem(error, self._modules)) from error

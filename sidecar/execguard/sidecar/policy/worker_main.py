@@ -24,6 +24,7 @@ import sys
 from typing import Final
 
 from execguard.sidecar.policy.errors import PolicyCompileError, PolicyEvaluationFailed
+from execguard.sidecar.policy.phases import PHASES, Phase
 from execguard.sidecar.policy.regorus_program import (
     RegorusCompileError,
     RegorusProgram,
@@ -36,7 +37,6 @@ from execguard.sidecar.policy.worker_protocol import (
     LOAD,
     LOADED,
     RESULT,
-    VALUE,
     read_frame_blocking,
     write_frame_blocking,
 )
@@ -53,8 +53,8 @@ class _Loaded:
         self.regorus = RegorusProgram(modules, data_json)
         self._fallback: object = None  # RegoCppProgram, or the error building it
 
-    def fallback_value(self, phase: str, input_json: str) -> object:
-        """rego-cpp's value for the phase; raises PolicyError if it cannot answer."""
+    def fallback_value(self, phase: Phase, input_json: str) -> str:
+        """rego-cpp's decision for the phase as JSON; raises PolicyError if it cannot answer."""
         # Imported on first need: most policies never fail at runtime.
         from execguard.sidecar.policy.rego_cpp_program import UNDEFINED, RegoCppProgram
 
@@ -67,7 +67,8 @@ class _Loaded:
             raise self._fallback
         assert isinstance(self._fallback, RegoCppProgram)
         value = self._fallback.evaluate(phase, json.loads(input_json))
-        return {"defined": False} if value is UNDEFINED else {"defined": True, "value": value}
+        # The decision rule is always defined; null tells the sidecar it was not.
+        return json.dumps(None if value is UNDEFINED else value, ensure_ascii=False)
 
 
 def _load(payload: bytes) -> tuple[_Loaded | None, bytes, bytes]:
@@ -86,6 +87,8 @@ def _evaluate(loaded: _Loaded | None, payload: bytes) -> tuple[bytes, bytes]:
         return EVAL_FAILED, b"no policy is loaded into the worker"
     phase_bytes, _, input_bytes = payload.partition(b"\n")
     phase = phase_bytes.decode()
+    if phase not in PHASES:
+        return EVAL_FAILED, f"unknown phase {phase!r}".encode()
     input_json = input_bytes.decode()
     try:
         return RESULT, loaded.regorus.evaluate(phase, input_json).encode()
@@ -94,10 +97,9 @@ def _evaluate(loaded: _Loaded | None, payload: bytes) -> tuple[bytes, bytes]:
         where = f"{problem.module}:{problem.line}: " if problem.module else ""
         message = f"data.execguard.{phase} failed to evaluate: {where}{problem.message}"
     try:
-        value = loaded.fallback_value(phase, input_json)
+        return RESULT, loaded.fallback_value(phase, input_json).encode()
     except (PolicyCompileError, PolicyEvaluationFailed):
         return EVAL_FAILED, message.encode()
-    return VALUE, json.dumps(value, ensure_ascii=False).encode()
 
 
 def serve(read_fd: int, write_fd: int) -> None:

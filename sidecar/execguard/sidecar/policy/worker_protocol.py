@@ -6,8 +6,7 @@ flight per worker), so no ids are needed.
 
 Requests:  `L` load  {"modules": {name: source}, "data": "<data JSON text>"}
            `E` eval  "<phase>\\n<input JSON text>"
-Replies:   `R` result   regorus's JSON query result {"result": [...]}
-           `V` value    {"defined": bool, "value": ...} (from the rego-cpp fallback)
+Replies:   `R` result   JSON of `data.execguard.lib.decision.<phase>` (null if undefined)
            `K` loaded   ""
            `C` compile error  {"message", "module", "line"}
            `F` evaluation failed  "<message>"
@@ -18,7 +17,6 @@ them, which is most of what a cheap evaluation costs.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import struct
 from typing import Final
@@ -26,7 +24,6 @@ from typing import Final
 LOAD: Final = b"L"
 EVAL: Final = b"E"
 RESULT: Final = b"R"
-VALUE: Final = b"V"
 LOADED: Final = b"K"
 COMPILE_ERROR: Final = b"C"
 EVAL_FAILED: Final = b"F"
@@ -54,10 +51,31 @@ def _size(header: bytes) -> int:
     return int(size)
 
 
-async def read_frame(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
-    """(tag, payload) of the next frame; `asyncio.IncompleteReadError` at end of stream."""
-    body = await reader.readexactly(_size(await reader.readexactly(_HEADER.size)))
-    return body[:1], body[1:]
+class FrameDecoder:
+    """Cuts frames out of the bytes of a stream, however the reads split them."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[bytes, bytes]]:
+        """Take more bytes; return the (tag, payload) of every frame now complete.
+
+        Raises ProtocolError on a length no frame can have.
+        """
+        self._buffer += data
+        frames: list[tuple[bytes, bytes]] = []
+        while len(self._buffer) >= _HEADER.size:
+            end = _HEADER.size + _size(bytes(self._buffer[: _HEADER.size]))
+            if len(self._buffer) < end:
+                break
+            frames.append(
+                (
+                    bytes(self._buffer[_HEADER.size : _HEADER.size + 1]),
+                    bytes(self._buffer[_HEADER.size + 1 : end]),
+                )
+            )
+            del self._buffer[:end]
+        return frames
 
 
 def _read_exactly(fd: int, size: int) -> bytes | None:

@@ -21,7 +21,8 @@ from execguard.sidecar.observability.metrics import Metrics
 from execguard.sidecar.policy.decision import Decision
 from execguard.sidecar.policy.engine import PolicyEngine
 from execguard.sidecar.policy.errors import PolicyError
-from execguard.sidecar.policy.input import Phase, PolicyInput
+from execguard.sidecar.policy.input import PolicyInput
+from execguard.sidecar.policy.phases import Phase
 
 log = logging.getLogger("execguard.sidecar.policy")
 
