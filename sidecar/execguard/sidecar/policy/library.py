@@ -18,16 +18,40 @@ from execguard.sidecar.policy.errors import PolicyCompileError
 LIBRARY_PREFIX: Final = "execguard/lib/"
 
 
-@cache
-def library_modules() -> MappingProxyType[str, str]:
-    """Module name (`execguard/lib/<topic>.rego`) -> Rego source, read once."""
-    folder = resources.files("execguard.sidecar.policy").joinpath("rego", "lib")
+def _read(folder_name: str) -> MappingProxyType[str, str]:
+    folder = resources.files("execguard.sidecar.policy").joinpath("rego", folder_name)
     modules = {
         f"{LIBRARY_PREFIX}{entry.name}": entry.read_text(encoding="utf-8")
         for entry in sorted(folder.iterdir(), key=lambda item: item.name)
         if entry.name.endswith(".rego")
     }
     return MappingProxyType(modules)
+
+
+@cache
+def library_modules() -> MappingProxyType[str, str]:
+    """Module name (`execguard/lib/<topic>.rego`) -> Rego source, read once."""
+    return _read("lib")
+
+
+@cache
+def native_library_modules() -> MappingProxyType[str, str]:
+    """Library modules the embedded engine replaces, by the same module name.
+
+    Their rules call functions the regorus worker provides natively
+    (`native_pii`); only an engine that registers those may load them.
+    """
+    return _read("native")
+
+
+def with_native_library(modules: dict[str, str]) -> dict[str, str]:
+    """`modules` with every unchanged library module swapped for its native variant."""
+    shipped = library_modules()
+    return {
+        name: native if source == shipped.get(name) else source
+        for name, source in modules.items()
+        for native in (native_library_modules().get(name, source),)
+    }
 
 
 def with_library(modules: dict[str, str]) -> dict[str, str]:

@@ -19,6 +19,8 @@ from typing import Final
 # The binding ships no type information.
 import regorus  # type: ignore[import-untyped]
 
+from execguard.sidecar.policy.library import with_native_library
+from execguard.sidecar.policy.native_pii import EXTENSIONS
 from execguard.sidecar.policy.phases import Phase, decision_ref
 
 # regorus formats errors as "--> module.rego:LINE:COL" over a source excerpt.
@@ -65,13 +67,19 @@ def read_problem(error: BaseException, modules: dict[str, str]) -> RegorusProble
 
 
 class RegorusProgram:
-    """Modules plus data, parsed and checked once; evaluated per input."""
+    """Modules plus data, parsed and checked once; evaluated per input.
+
+    The library's PII module is swapped for its native variant (see
+    `native_pii`), whose detectors run as regorus extensions.
+    """
 
     def __init__(self, modules: dict[str, str], data_json: str) -> None:
         self._modules = modules
         engine = regorus.Engine()
+        for path, (arguments, function) in EXTENSIONS.items():
+            engine.add_extension(path, arguments, function)
         try:
-            for name, source in modules.items():
+            for name, source in with_native_library(modules).items():
                 engine.add_policy(name, source)
             engine.add_data_json(data_json)
             # Evaluating any query runs regorus's whole-program checks (unsafe

@@ -7,14 +7,21 @@
 # rule can count them, report them or redact them. Candidates are found by
 # regular expression and then checked (Luhn for card numbers, ISO 13616
 # mod-97 for IBANs) so that order numbers and dates do not trip them.
+#
+# The embedded engine loads ../native/pii.rego in place of this module: the
+# same rules, with the detectors computed natively (native_pii.py). Change
+# the three together; the conformance suite and a property test against OPA
+# hold them to the same answers.
 package execguard.lib.pii
 
 import rego.v1
 
 email_pattern := `[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`
 
-# 13 to 19 digits, optionally grouped by single spaces or dashes.
-card_pattern := `\b\d(?:[ -]?\d){12,18}\b`
+# 13 to 19 digits, optionally grouped by single spaces or dashes. [0-9], not \d,
+# which is ASCII in OPA but any Unicode digit in the embedded engine and in
+# the sidecar's redactor.
+card_pattern := `\b[0-9](?:[ -]?[0-9]){12,18}\b`
 
 iban_pattern := `\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b`
 
@@ -63,7 +70,8 @@ kinds(s) := {pair[0] |
 # contains_pii(s): true when s contains any of the kinds above.
 contains_pii(s) if count(kinds(s)) > 0
 
-# luhn_valid(digits): the Luhn checksum of a digit string is 0 (mod 10).
+# luhn_valid(digits): digits is 13 to 19 ASCII digits whose Luhn checksum is 0
+# (mod 10).
 # The digits are taken in pairs from the right (a leading "0" pads an odd
 # count), and each pair is one table lookup: its first digit is the doubled
 # one. Half the steps of a loop per digit, which is what costs in the
@@ -72,6 +80,7 @@ luhn_valid(digits) if {
 	n := count(digits)
 	n >= 13
 	n <= 19
+	regex.match(`^[0-9]+$`, digits)
 	padded := concat("", [substring("0", 0, n % 2), digits])
 	total := sum([v |
 		some pair in regex.find_n(`[0-9]{2}`, padded, -1)
