@@ -46,6 +46,14 @@ def test_policy_patterns_add_to_the_configured_rules() -> None:
     assert text == "pw [REDACTED] [REDACTED]"
 
 
+def test_policy_patterns_read_word_boundaries_as_rego_does() -> None:
+    # Rego (Go RE2) has an ASCII \b, so the PII detectors find a card number
+    # glued to "é"; redacting with a Unicode \b would let it through.
+    card_pattern = r"\b[0-9](?:[ -]?[0-9]){12,18}\b"
+    text, _ = Redactor([]).with_patterns((card_pattern,)).redact("é4111111111111111")
+    assert text == "é[REDACTED]"
+
+
 words = st.sampled_from(
     ["alpha", "beta", " ", ". ", "jane.doe@example.com", "4111 1111 1111 1111", "x@y.org", "42"]
 )

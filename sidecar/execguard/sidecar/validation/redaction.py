@@ -41,7 +41,9 @@ class Redactor:
         extra: list[_Rule] = []
         for pattern in patterns:
             try:
-                extra.append(_Rule("policy", re.compile(pattern), "[REDACTED]"))
+                # A policy's pattern is Rego's (Go's RE2): \b, \d, \w and \s are ASCII
+                # there, so they are here, and text a detector found is redacted.
+                extra.append(_Rule("policy", re.compile(pattern, re.ASCII), "[REDACTED]"))
             except re.error:
                 continue  # a rule's bad pattern must not break the response; it is logged upstream
         combined = Redactor([])
