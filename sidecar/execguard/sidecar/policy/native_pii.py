@@ -100,7 +100,7 @@ def api_keys(text: object) -> set[str]:
 
 
 # Rego name -> (number of arguments, implementation), as regorus registers extensions.
-EXTENSIONS: Final[dict[str, tuple[int, Callable[[object], object]]]] = {
+EXTENSIONS: Final[dict[str, tuple[int, Callable[..., object]]]] = {
     "execguard.native.pii_emails": (1, emails),
     "execguard.native.pii_card_numbers": (1, card_numbers),
     "execguard.native.pii_ibans": (1, ibans),

@@ -19,9 +19,12 @@ from typing import Final
 # The binding ships no type information.
 import regorus  # type: ignore[import-untyped]
 
+from execguard.sidecar.policy import native_pii, native_schema
 from execguard.sidecar.policy.library import with_native_library
-from execguard.sidecar.policy.native_pii import EXTENSIONS
 from execguard.sidecar.policy.phases import Phase, decision_ref
+
+# What the native library modules (`library.native_library_modules`) call.
+NATIVE_FUNCTIONS: Final = {**native_pii.EXTENSIONS, **native_schema.EXTENSIONS}
 
 # regorus formats errors as "--> module.rego:LINE:COL" over a source excerpt.
 _LOCATION: Final = re.compile(r"--> (.+?):(\d+):\d+")
@@ -69,14 +72,15 @@ def read_problem(error: BaseException, modules: dict[str, str]) -> RegorusProble
 class RegorusProgram:
     """Modules plus data, parsed and checked once; evaluated per input.
 
-    The library's PII module is swapped for its native variant (see
-    `native_pii`), whose detectors run as regorus extensions.
+    The library's PII and schema modules are swapped for their native
+    variants (see `native_pii`, `native_schema`), whose work runs as regorus
+    extensions.
     """
 
     def __init__(self, modules: dict[str, str], data_json: str) -> None:
         self._modules = modules
         engine = regorus.Engine()
-        for path, (arguments, function) in EXTENSIONS.items():
+        for path, (arguments, function) in NATIVE_FUNCTIONS.items():
             engine.add_extension(path, arguments, function)
         try:
             for name, source in with_native_library(modules).items():

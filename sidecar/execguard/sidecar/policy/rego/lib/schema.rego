@@ -10,6 +10,11 @@
 # additionalProperties of those. Keywords: type (incl. integer), enum,
 # const, required, properties, additionalProperties: false, items,
 # minItems, maxItems, minLength, maxLength, pattern, minimum, maximum.
+#
+# The embedded engine loads ../native/schema.rego in place of this module:
+# the same rules, with the checks computed natively (native_schema.py).
+# Change the three together; the conformance suite and a corpus test
+# against OPA hold them to the same answers.
 package execguard.lib.schema
 
 import rego.v1
