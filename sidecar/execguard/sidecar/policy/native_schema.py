@@ -7,9 +7,11 @@ extension by the worker and called from `rego/native/schema.rego`. Only the
 this module hands back what to match (path, string, pattern) and the Rego
 side matches it with the engine's own `regex.match`.
 
-Where the Rego library would fail (a schema that is not an object, a limit
-that is not a number, a type list that is not strings), this raises: the
-worker then asks the rego-cpp fallback, which runs the Rego library itself.
+Where the Rego library would fail (a schema that is not an object, a type
+list that is not strings), or where a message would need OPA's formatting
+of an array or object, this raises: the worker then asks the rego-cpp
+fallback, which runs the Rego library itself. A limit that is not a number
+compares as Rego compares values of different types.
 """
 
 from __future__ import annotations
@@ -88,13 +90,29 @@ def _type_ok(value: Json, name: Json) -> bool:
     return type_name(value) == name
 
 
-def _limit(schema: dict[str, Json], keyword: str) -> int | float:
-    limit = schema[keyword]
-    if not _number(limit):
-        # Rego would compare across types here; leave such schemas to the Rego library.
-        raise SchemaShapeError(f"{keyword} is not a number")
-    assert isinstance(limit, int | float)
-    return limit
+# Rego orders values of different types: null < boolean < number < string < array < object.
+_TYPE_ORDER: Final = {"null": 0, "boolean": 1, "number": 2, "string": 3, "array": 4, "object": 5}
+
+
+def _compare(number: int | float, limit: Json) -> int:
+    """The sign of `number - limit` under Rego's ordering, which compares across types."""
+    if _number(limit):
+        assert isinstance(limit, int | float)
+        return (number > limit) - (number < limit)
+    return (_TYPE_ORDER["number"] > _TYPE_ORDER[type_name(limit)]) * 2 - 1
+
+
+def _text(limit: Json) -> str:
+    """`sprintf("%v", [limit])` as OPA writes it."""
+    if _number(limit):
+        assert isinstance(limit, int | float)
+        return format_number(limit)
+    if limit is None or isinstance(limit, bool):
+        return "null" if limit is None else str(limit).lower()
+    if isinstance(limit, str):
+        return limit
+    # Arrays and objects in a limit: leave such schemas to the Rego library.
+    raise SchemaShapeError("a limit is an array or an object")
 
 
 def _object(schema: Json, what: str) -> dict[str, Json]:
@@ -120,16 +138,16 @@ def _level(path: str, value: Json, schema: dict[str, Json]) -> set[str]:
     if "const" in keys and not rego_equal(value, schema["const"]):
         found.add(f"{path}: value is not the required constant")
     if isinstance(value, str):
-        if "maxLength" in keys and len(value) > (limit := _limit(schema, "maxLength")):
-            found.add(f"{path}: longer than {format_number(limit)} characters")
-        if "minLength" in keys and len(value) < (limit := _limit(schema, "minLength")):
-            found.add(f"{path}: shorter than {format_number(limit)} characters")
+        if "maxLength" in keys and _compare(len(value), schema["maxLength"]) > 0:
+            found.add(f"{path}: longer than {_text(schema['maxLength'])} characters")
+        if "minLength" in keys and _compare(len(value), schema["minLength"]) < 0:
+            found.add(f"{path}: shorter than {_text(schema['minLength'])} characters")
     if _number(value):
         assert isinstance(value, int | float)
-        if "minimum" in keys and value < (limit := _limit(schema, "minimum")):
-            found.add(f"{path}: below the minimum {format_number(limit)}")
-        if "maximum" in keys and value > (limit := _limit(schema, "maximum")):
-            found.add(f"{path}: above the maximum {format_number(limit)}")
+        if "minimum" in keys and _compare(value, schema["minimum"]) < 0:
+            found.add(f"{path}: below the minimum {_text(schema['minimum'])}")
+        if "maximum" in keys and _compare(value, schema["maximum"]) > 0:
+            found.add(f"{path}: above the maximum {_text(schema['maximum'])}")
     if isinstance(value, dict):
         required = schema.get("required")
         if isinstance(required, list):
@@ -145,10 +163,10 @@ def _level(path: str, value: Json, schema: dict[str, Json]) -> set[str]:
             if extra:
                 found.add(f"{path}: properties not allowed: {', '.join(sorted(extra))}")
     if isinstance(value, list):
-        if "maxItems" in keys and len(value) > (limit := _limit(schema, "maxItems")):
-            found.add(f"{path}: more than {format_number(limit)} items")
-        if "minItems" in keys and len(value) < (limit := _limit(schema, "minItems")):
-            found.add(f"{path}: fewer than {format_number(limit)} items")
+        if "maxItems" in keys and _compare(len(value), schema["maxItems"]) > 0:
+            found.add(f"{path}: more than {_text(schema['maxItems'])} items")
+        if "minItems" in keys and _compare(len(value), schema["minItems"]) < 0:
+            found.add(f"{path}: fewer than {_text(schema['minItems'])} items")
     return found
 
 
