@@ -9,32 +9,27 @@ through both, and every detector must agree on every text.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 
 import pytest
+from native_corpus import differences_from_opa
 
 from execguard.devkit.opa_process import OpaProcess
 from execguard.sidecar.policy import native_pii
-from execguard.sidecar.policy.embedded import EmbeddedEngine
-from execguard.sidecar.policy.engine import PolicyEngine
-from execguard.sidecar.policy.input import PolicyInput, RequestView
 from execguard.sidecar.policy.library import library_modules, native_library_modules
-from execguard.sidecar.policy.limits import EngineLimits
-from execguard.sidecar.policy.opa_server import OpaServerEngine, OpaServerSettings
 
 PROBE = """package execguard.request
 import rego.v1
 import data.execguard.lib.pii
 warn contains json.marshal([i, {
-	"emails": pii.emails(t),
-	"cards": pii.card_numbers(t),
-	"ibans": pii.ibans(t),
-	"keys": pii.api_keys(t),
-	"kinds": pii.kinds(t),
-	"luhn": [d | some d in regex.find_n(`[0-9]+`, t, -1); pii.luhn_valid(d)],
-	"iban_valid": [w | some w in regex.find_n(`[A-Za-z0-9]+`, t, -1); pii.iban_valid(w)],
+	"emails": sort(pii.emails(t)),
+	"cards": sort(pii.card_numbers(t)),
+	"ibans": sort(pii.ibans(t)),
+	"keys": sort(pii.api_keys(t)),
+	"kinds": sort(pii.kinds(t)),
+	"luhn": sort({d | some d in regex.find_n(`[0-9]+`, t, -1); pii.luhn_valid(d)}),
+	"iban_valid": sort({w | some w in regex.find_n(`[A-Za-z0-9]+`, t, -1); pii.iban_valid(w)}),
 }]) if some i, t in input.params.texts
 """
 
@@ -80,42 +75,18 @@ def corpus(size: int, seed: int = 20261126) -> list[str]:
     return texts
 
 
-async def detections(engine: PolicyEngine, texts: list[str]) -> dict[int, object]:
-    try:
-        await engine.load({"probe.rego": PROBE}, {})
-        document = PolicyInput(
-            phase="request",
-            request=RequestView(method="POST", path="/"),
-            params={"texts": list(texts)},
-        )
-        decision = await engine.evaluate("request", document)
-    finally:
-        await engine.close()
-    found: dict[int, object] = {}
-    for entry in decision.warn:
-        index, value = json.loads(entry)
-        found[index] = {key: sorted(items) for key, items in value.items()}
-    return found
-
-
 @pytest.mark.opa
 async def test_native_detectors_agree_with_the_rego_library_on_opa(
     opa_server: OpaProcess,
 ) -> None:
     texts = corpus(400)
-    limits = EngineLimits(eval_timeout=30.0)
-    embedded = await detections(EmbeddedEngine(limits), texts)
-    settings = OpaServerSettings(host=opa_server.host, port=opa_server.port)
-    opa = await detections(OpaServerEngine(settings, limits), texts)
-    assert len(opa) == len(texts)
-    differences = [
-        f"{texts[i]!r}\n  embedded: {embedded.get(i)}\n  opa:      {opa[i]}"
-        for i in sorted(opa)
-        if embedded.get(i) != opa[i]
-    ]
+    opa, differences = await differences_from_opa(
+        opa_server, PROBE, {"texts": texts}, len(texts), lambda i: repr(texts[i])
+    )
     assert not differences, "\n".join(differences[:10])
     # The corpus exercises every detector, or agreement would prove little.
-    assert all(any(opa[i][key] for i in opa) for key in next(iter(opa.values())))
+    found = [value for value in opa.values() if isinstance(value, dict)]
+    assert all(any(value[key] for value in found) for key in found[0])
 
 
 def _rego_constant(source: str, name: str) -> str:

@@ -14,20 +14,16 @@ import random
 import re
 
 import pytest
+from native_corpus import differences_from_opa
 
 from execguard.devkit.opa_process import OpaProcess
-from execguard.sidecar.policy.embedded import EmbeddedEngine
-from execguard.sidecar.policy.engine import PolicyEngine
-from execguard.sidecar.policy.input import PolicyInput, RequestView
 from execguard.sidecar.policy.library import library_modules, native_library_modules
-from execguard.sidecar.policy.limits import EngineLimits
-from execguard.sidecar.policy.native_schema import format_number
-from execguard.sidecar.policy.opa_server import OpaServerEngine, OpaServerSettings
+from execguard.sidecar.policy.rego_values import format_number
 
 PROBE = """package execguard.request
 import rego.v1
 import data.execguard.lib.schema
-warn contains json.marshal([i, schema.violations(c[0], c[1]), valid(c[0], c[1])]) if {
+warn contains json.marshal([i, [sort(schema.violations(c[0], c[1])), valid(c[0], c[1])]]) if {
 	some i, c in input.params.cases
 }
 valid(v, s) := true if schema.valid(v, s) else := false
@@ -116,46 +112,25 @@ def corpus(size: int, seed: int = 26112026) -> list[list[object]]:
     return cases
 
 
-async def verdicts(engine: PolicyEngine, cases: list[list[object]]) -> dict[int, object]:
-    try:
-        await engine.load({"probe.rego": PROBE}, {})
-        document = PolicyInput(
-            phase="request",
-            request=RequestView(method="POST", path="/"),
-            params={"cases": cases},
-        )
-        decision = await engine.evaluate("request", document)
-    finally:
-        await engine.close()
-    found: dict[int, object] = {}
-    for entry in decision.warn:
-        index, messages, valid = json.loads(entry)
-        found[index] = (sorted(messages), valid)
-    return found
-
-
 @pytest.mark.opa
 async def test_native_schema_checks_agree_with_the_rego_library_on_opa(
     opa_server: OpaProcess,
 ) -> None:
     cases = corpus(600)
-    limits = EngineLimits(eval_timeout=30.0)
-    embedded = await verdicts(EmbeddedEngine(limits), cases)
-    settings = OpaServerSettings(host=opa_server.host, port=opa_server.port)
-    opa = await verdicts(OpaServerEngine(settings, limits), cases)
-    assert len(opa) == len(cases)
-    differences = [
-        f"value {json.dumps(cases[i][0])}\n  schema {json.dumps(cases[i][1])}\n"
-        f"  embedded: {embedded.get(i)}\n  opa:      {opa[i]}"
-        for i in sorted(opa)
-        if embedded.get(i) != opa[i]
-    ]
+    opa, differences = await differences_from_opa(
+        opa_server,
+        PROBE,
+        {"cases": cases},
+        len(cases),
+        lambda i: f"value {json.dumps(cases[i][0])}\n  schema {json.dumps(cases[i][1])}",
+    )
     assert not differences, "\n".join(differences[:10])
     # Every kind of message occurs, or agreement would prove little.
-    kinds = {re.sub(r"^\$[^:]*: ", "", m).split(" ")[0] for ms, _ in opa.values() for m in ms}
+    messages = [m for value in opa.values() if isinstance(value, list) for m in value[0]]
+    kinds = {re.sub(r"^\$[^:]*: ", "", m).split(" ")[0] for m in messages}
     assert {"expected", "value", "longer", "shorter", "below", "above", "missing"} <= kinds
     assert {"properties", "more", "fewer", "does"} <= kinds
-    assert any(" null" in m or " true" in m for ms, _ in opa.values() for m in ms)
+    assert any(" null" in m or " true" in m for m in messages)
 
 
 @pytest.mark.parametrize(

@@ -18,101 +18,56 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Final
 
-Json = object
+from execguard.sidecar.policy.rego_values import (
+    Json,
+    NotPrintable,
+    compare,
+    is_number,
+    rego_equal,
+    text,
+    type_name,
+)
 
 
 class SchemaShapeError(TypeError):
     """The schema is not one the Rego library can read without failing."""
 
 
-def type_name(value: Json) -> str:
-    """Rego's `type_name` of a JSON value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "set"
-
-
-def _number(value: Json) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def rego_equal(left: Json, right: Json) -> bool:
-    """Rego's `==` on JSON values: numbers by value, but `true` is not `1`."""
-    if _number(left) and _number(right):
-        return bool(left == right)
-    if type_name(left) != type_name(right):
-        return False
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(map(rego_equal, left, right))
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(rego_equal(left[k], right[k]) for k in left)
-    return bool(left == right)
-
-
-def format_number(value: int | float) -> str:
-    """`sprintf("%v", [n])` as OPA writes it (Go's shortest %g for fractions)."""
-    if isinstance(value, int):
-        return str(value)
-    if value == 0:
-        return "-0" if math.copysign(1.0, value) < 0 else "0"
-    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
-    assert isinstance(exponent, int)
-    text = "".join(map(str, digits))
-    point = len(text) + exponent  # digits before the decimal point
-    leading = "-" if sign else ""
-    if point - 1 < -4 or point - 1 >= 6:
-        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
-        power = point - 1
-        return f"{leading}{mantissa}e{'-' if power < 0 else '+'}{abs(power):02d}"
-    if point <= 0:
-        return f"{leading}0.{'0' * -point}{text}"
-    if point >= len(text):
-        return f"{leading}{text}{'0' * (point - len(text))}"
-    return f"{leading}{text[:point]}.{text[point:]}"
-
-
 def _type_ok(value: Json, name: Json) -> bool:
     if name == "integer":
-        return _number(value) and isinstance(value, int | float) and math.floor(value) == value
+        return is_number(value) and isinstance(value, int | float) and math.floor(value) == value
     return type_name(value) == name
 
 
-# Rego orders values of different types: null < boolean < number < string < array < object.
-_TYPE_ORDER: Final = {"null": 0, "boolean": 1, "number": 2, "string": 3, "array": 4, "object": 5}
+# Per value type: (keyword, the sign of measure - limit that violates it, message).
+_BOUNDS: Final[dict[str, tuple[tuple[str, int, str], ...]]] = {
+    "string": (
+        ("maxLength", 1, "longer than {} characters"),
+        ("minLength", -1, "shorter than {} characters"),
+    ),
+    "number": (("maximum", 1, "above the maximum {}"), ("minimum", -1, "below the minimum {}")),
+    "array": (("maxItems", 1, "more than {} items"), ("minItems", -1, "fewer than {} items")),
+}
 
 
-def _compare(number: int | float, limit: Json) -> int:
-    """The sign of `number - limit` under Rego's ordering, which compares across types."""
-    if _number(limit):
-        assert isinstance(limit, int | float)
-        return (number > limit) - (number < limit)
-    return (_TYPE_ORDER["number"] > _TYPE_ORDER[type_name(limit)]) * 2 - 1
+def _measure(value: Json) -> int | float | None:
+    """What the bounds of the value's type compare: its length, or the number itself."""
+    if isinstance(value, str | list):
+        return len(value)
+    if is_number(value):
+        assert isinstance(value, int | float)
+        return value
+    return None
 
 
-def _text(limit: Json) -> str:
-    """`sprintf("%v", [limit])` as OPA writes it."""
-    if _number(limit):
-        assert isinstance(limit, int | float)
-        return format_number(limit)
-    if limit is None or isinstance(limit, bool):
-        return "null" if limit is None else str(limit).lower()
-    if isinstance(limit, str):
-        return limit
-    # Arrays and objects in a limit: leave such schemas to the Rego library.
-    raise SchemaShapeError("a limit is an array or an object")
+def _limit_text(limit: Json) -> str:
+    try:
+        return text(limit)
+    except NotPrintable as error:
+        # OPA's text for an array or object limit is not reproduced: leave it to the Rego library.
+        raise SchemaShapeError(str(error)) from error
 
 
 def _object(schema: Json, what: str) -> dict[str, Json]:
@@ -137,17 +92,11 @@ def _level(path: str, value: Json, schema: dict[str, Json]) -> set[str]:
         found.add(f"{path}: value is not one of the allowed values")
     if "const" in keys and not rego_equal(value, schema["const"]):
         found.add(f"{path}: value is not the required constant")
-    if isinstance(value, str):
-        if "maxLength" in keys and _compare(len(value), schema["maxLength"]) > 0:
-            found.add(f"{path}: longer than {_text(schema['maxLength'])} characters")
-        if "minLength" in keys and _compare(len(value), schema["minLength"]) < 0:
-            found.add(f"{path}: shorter than {_text(schema['minLength'])} characters")
-    if _number(value):
-        assert isinstance(value, int | float)
-        if "minimum" in keys and _compare(value, schema["minimum"]) < 0:
-            found.add(f"{path}: below the minimum {_text(schema['minimum'])}")
-        if "maximum" in keys and _compare(value, schema["maximum"]) > 0:
-            found.add(f"{path}: above the maximum {_text(schema['maximum'])}")
+    measure = _measure(value)
+    if measure is not None:
+        for keyword, sign, message in _BOUNDS[type_name(value)]:
+            if keyword in keys and compare(measure, schema[keyword]) == sign:
+                found.add(f"{path}: {message.format(_limit_text(schema[keyword]))}")
     if isinstance(value, dict):
         required = schema.get("required")
         if isinstance(required, list):
@@ -162,11 +111,6 @@ def _level(path: str, value: Json, schema: dict[str, Json]) -> set[str]:
             extra = value.keys() - declared.keys()
             if extra:
                 found.add(f"{path}: properties not allowed: {', '.join(sorted(extra))}")
-    if isinstance(value, list):
-        if "maxItems" in keys and _compare(len(value), schema["maxItems"]) > 0:
-            found.add(f"{path}: more than {_text(schema['maxItems'])} items")
-        if "minItems" in keys and _compare(len(value), schema["minItems"]) < 0:
-            found.add(f"{path}: fewer than {_text(schema['minItems'])} items")
     return found
 
 

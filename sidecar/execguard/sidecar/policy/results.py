@@ -16,6 +16,7 @@ from typing import Final
 from execguard.sidecar.policy.decision import Decision
 from execguard.sidecar.policy.errors import PolicyEvaluationFailed
 from execguard.sidecar.policy.phases import Phase, decision_ref
+from execguard.sidecar.policy.rego_values import type_name
 
 # Everything else in the package (helper rules, constants) is the author's business.
 _DECISION_KEYS: Final = ("deny", "warn", "redact", "reask")
@@ -25,30 +26,16 @@ def _strings(phase: Phase, key: str, value: object) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise PolicyEvaluationFailed(
             f"data.execguard.{phase}.{key} must be a set or array of strings, "
-            f"got {_json_type(value)}"
+            f"got {type_name(value)}"
         )
     items: list[str] = []
     for item in value:
         if not isinstance(item, str):
             raise PolicyEvaluationFailed(
-                f"data.execguard.{phase}.{key} must contain only strings, got {_json_type(item)}"
+                f"data.execguard.{phase}.{key} must contain only strings, got {type_name(item)}"
             )
         items.append(item)
     return tuple(items)
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def decision_from_value(phase: Phase, value: object) -> Decision:
@@ -77,7 +64,7 @@ def decision_from_value(phase: Phase, value: object) -> Decision:
     reask = present.get("reask")
     if reask is not None and not isinstance(reask, str):
         raise PolicyEvaluationFailed(
-            f"data.execguard.{phase}.reask must be a string, got {_json_type(reask)}"
+            f"data.execguard.{phase}.reask must be a string, got {type_name(reask)}"
         )
     # Every field is checked above; validating again would cost more than evaluating a rule.
     return Decision.model_construct(
