@@ -109,3 +109,18 @@ async def test_opa_check_sees_the_library_so_a_missing_library_function_is_refus
     assert [problem.field for problem in problems] == ["spec.validation.request.policies[pii].rego"]
     assert problems[0].message.startswith("module 'pii' line 7: ")
     assert "pii.phone_numbers" in problems[0].message
+
+
+@pytest.mark.opa
+async def test_opa_check_refuses_a_phase_document_that_is_not_a_package() -> None:
+    # The embedded engine would find no decision rules there and allow everything.
+    opa = _opa()
+    if opa is None:
+        pytest.skip("opa is not built")
+    not_a_package = "package execguard\n\nimport rego.v1\n\nrequest := 5\n"
+    problems = await validate_policy(
+        spec(request=module("odd", not_a_package)), [EmbeddedCompiler(), OpaCheckCompiler(opa)]
+    )
+    assert problems
+    assert problems[0].field == "spec.validation"
+    assert "undefined ref: data.execguard.request.deny" in problems[0].message
