@@ -18,7 +18,13 @@ from rich.console import Console
 from rich.table import Table
 
 from execguard.cli.policy_fixtures import FixtureError, load_input_document, load_policy_folder
-from execguard.cli.policy_runs import EngineKind, FixtureResult, open_engine, run_folder
+from execguard.cli.policy_runs import (
+    EngineKind,
+    FixtureResult,
+    open_engine,
+    run_folder,
+    time_fixture,
+)
 from execguard.sidecar.policy.decision import Decision
 from execguard.sidecar.policy.errors import PolicyError
 from execguard.sidecar.policy.phases import Phase
@@ -30,7 +36,10 @@ EXIT_UNUSABLE: Final = 2
 
 EngineOption = Annotated[
     EngineKind,
-    typer.Option("--engine", help="embedded (in-process rego-cpp) or opa (an OPA server)."),
+    typer.Option(
+        "--engine",
+        help="embedded (regorus in a worker process, as in the sidecar) or opa (an OPA server).",
+    ),
 ]
 OpaUrlOption = Annotated[
     str | None,
@@ -52,21 +61,32 @@ def _decision_text(result: FixtureResult) -> str:
     return verdict + (f" ({'; '.join(details)})" if details else "")
 
 
-def _print_results(console: Console, results: list[FixtureResult], engine: EngineKind) -> None:
+def _print_results(
+    console: Console,
+    results: list[FixtureResult],
+    engine: EngineKind,
+    timings: list[float | None] | None,
+) -> None:
     table = Table(title=f"policy test ({engine.value} engine)", show_lines=False)
     table.add_column("result")
     table.add_column("fixture")
     table.add_column("phase")
     table.add_column("decision", overflow="fold")
     table.add_column("mismatch", overflow="fold")
-    for result in results:
-        table.add_row(
+    if timings is not None:
+        table.add_column("µs (median)", justify="right")
+    for index, result in enumerate(results):
+        row = [
             "[green]PASS[/green]" if result.passed else "[red]FAIL[/red]",
             f"{result.fixture.name}\n[dim]{result.fixture.source}[/dim]",
             result.fixture.phase,
             _decision_text(result),
             "\n".join([*result.mismatches, *([result.error] if result.error else [])]),
-        )
+        ]
+        if timings is not None:
+            timing = timings[index]
+            row.append("-" if timing is None else f"{timing:.0f}")
+        table.add_row(*row)
     console.print(table)
     failed = sum(not result.passed for result in results)
     summary = f"{len(results) - failed} passed, {failed} failed"
@@ -83,6 +103,15 @@ def run_fixture_tests(
     path: Annotated[Path, typer.Argument(help="Policy folder with *.rego and *_test.yaml|jsonl.")],
     engine: EngineOption = EngineKind.EMBEDDED,
     opa_url: OpaUrlOption = None,
+    timing: Annotated[
+        int,
+        typer.Option(
+            "--timing",
+            min=0,
+            help="Also evaluate each fixture this many times and show the median "
+            "microseconds per evaluation (0: off).",
+        ),
+    ] = 0,
 ) -> None:
     """Run a policy against recorded fixtures; non-zero exit on any mismatch."""
     try:
@@ -92,15 +121,24 @@ def run_fixture_tests(
     if not folder.fixtures:
         raise _fail(f"{path}: no fixture files (*_test.yaml, *_test.yml, *_test.jsonl) found")
 
-    async def run() -> list[FixtureResult]:
+    async def run() -> tuple[list[FixtureResult], list[float | None] | None]:
         async with open_engine(engine, opa_url) as policy_engine:
-            return await run_folder(policy_engine, folder)
+            results = await run_folder(policy_engine, folder)
+            if not timing:
+                return results, None
+            timings = [
+                await time_fixture(policy_engine, result.fixture, timing)
+                if result.decision is not None
+                else None
+                for result in results
+            ]
+            return results, timings
 
     try:
-        results = asyncio.run(run())
+        results, timings = asyncio.run(run())
     except (PolicyError, ValueError, RuntimeError) as error:
         raise _fail(str(error)) from None
-    _print_results(Console(), results, engine)
+    _print_results(Console(), results, engine, timings)
     if not all(result.passed for result in results):
         raise typer.Exit(code=EXIT_MISMATCH)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import statistics
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -97,6 +99,24 @@ async def run_folder(engine: PolicyEngine, folder: PolicyFolder) -> list[Fixture
             raise
         return results
     return [await evaluate_fixture(engine, fixture) for fixture in folder.fixtures]
+
+
+async def time_fixture(engine: PolicyEngine, fixture: Fixture, repetitions: int) -> float | None:
+    """Median microseconds of one evaluation of the fixture; None if it does not evaluate.
+
+    The whole call the sidecar makes (input encoding, the engine's round
+    trip, decision parsing), on an engine that already has the policy loaded.
+    """
+    document = fixture.document()
+    samples: list[float] = []
+    for _ in range(repetitions):
+        start = time.perf_counter()
+        try:
+            await engine.evaluate(fixture.phase, document)
+        except PolicyEvaluationFailed:
+            return None
+        samples.append((time.perf_counter() - start) * 1e6)
+    return statistics.median(samples) if samples else None
 
 
 @contextlib.asynccontextmanager

@@ -64,6 +64,28 @@ def test_example_fixtures_pass_on_an_opa_server(folder: Path) -> None:
     assert " 0 failed" in result.output
 
 
+def test_timing_shows_microseconds_per_fixture_and_a_dash_for_errors(tmp_path: Path) -> None:
+    conflicting = POLICY + "mode := 1 if input.params.a\nmode := 2 if input.params.b\n"
+    conflicting += 'deny contains "mode" if mode > 1\n'
+    folder = write_folder(
+        tmp_path,
+        conflicting,
+        "- name: shouting\n  input: {request: {body: {prompt: HI}}}\n  expect: {allowed: false}\n"
+        "- name: conflict\n  input: {request: {body: {prompt: hi}}, params: {a: true, b: true}}\n"
+        "  expect: {error: evaluation}\n",
+    )
+    result = invoke("policy", "test", str(folder), "--timing", "5")
+    assert result.exit_code == 0, result.output
+    assert "µs (median)" in result.output
+    cells = {
+        line.split("│")[2].strip(): line.split("│")[-2].strip()
+        for line in result.output.splitlines()
+        if line.count("│") > 6
+    }
+    assert cells["shouting"].isdigit()
+    assert cells["conflict"] == "-"
+
+
 def test_mismatch_prints_fail_row_and_exits_one(tmp_path: Path) -> None:
     folder = write_folder(
         tmp_path,
