@@ -41,6 +41,7 @@ from execguard.sidecar.policy.worker_protocol import (
 _MODULE: Final = "execguard.sidecar.policy.worker_main"
 _EXIT_GRACE: Final = 0.5  # seconds to wait for a worker whose stream closed to be reaped
 _STDOUT: Final = 1
+_READ_SIZE: Final = 64 * 1024
 
 
 class WorkerGone(Exception):
@@ -130,6 +131,11 @@ class WorkerProcess:
             )
         except OSError as error:
             raise PolicyUnavailable(f"cannot start the policy worker process: {error}") from error
+        stdout = transport.get_pipe_transport(_STDOUT)
+        if stdout is not None and hasattr(stdout, "max_size"):
+            # asyncio reads a pipe 256 KiB at a time: a buffer that size is mmapped
+            # and unmapped per read, page faults on every evaluation. Replies are small.
+            stdout.max_size = _READ_SIZE
         return cls(transport, pipes)
 
     async def _exchange(self, tag: bytes, payload: bytes) -> tuple[bytes, bytes]:
