@@ -15,6 +15,9 @@ prompt_chars := sum([count(t) | some t in texts])
 
 prompt_tokens := tokens.estimate_all(texts)
 
+# A rule, not a call in each rule below: a rule is computed once per evaluation.
+completion_cap := openai.max_tokens(input.request.body)
+
 deny contains sprintf("prompt has %d characters, limit %d", [prompt_chars, limits.max_prompt_chars]) if {
 	prompt_chars > limits.max_prompt_chars
 }
@@ -23,9 +26,8 @@ deny contains sprintf("prompt is about %d tokens, limit %d", [prompt_tokens, lim
 	prompt_tokens > limits.max_prompt_tokens
 }
 
-deny contains sprintf("max_tokens %d is over the cap %d", [n, limits.max_completion_tokens]) if {
-	n := openai.max_tokens(input.request.body)
-	n > limits.max_completion_tokens
+deny contains sprintf("max_tokens %d is over the cap %d", [completion_cap, limits.max_completion_tokens]) if {
+	completion_cap > limits.max_completion_tokens
 }
 
-warn contains "request does not set max_tokens" if openai.max_tokens(input.request.body) == 0
+warn contains "request does not set max_tokens" if completion_cap == 0
