@@ -20,33 +20,20 @@ It reports p50/p99 of the pod-create round trip for both and the difference
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
-import socket
-import ssl
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
 from execguard.devkit.controlplane import start_control_plane
+from execguard.devkit.stack import Webhook, apply_valid_policy, install_crds, start_webhook
 from execguard.devkit.waiting import wait_for
 
-REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "bench"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pod(name: str, opted_in: bool) -> dict[str, Any]:
@@ -97,13 +84,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="execguard-bench-") as tmp:
         cluster = start_control_plane(Path(tmp) / "cp")
-        webhook: subprocess.Popen[bytes] | None = None
+        webhook: Webhook | None = None
         try:
-            crds = str(REPO / "crds")
-            cluster.kubectl("apply", "--server-side", "-f", crds)
-            cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", crds)
-            for name in ("execguard-system", NAMESPACE):
-                cluster.kubectl("create", "namespace", name)
+            install_crds(cluster)
+            cluster.kubectl("create", "namespace", NAMESPACE)
             wait_for(
                 "default SA",
                 lambda: (
@@ -111,80 +95,8 @@ def main() -> None:
                     == 0
                 ),
             )
-            policy = {
-                "apiVersion": "execguard.io/v1alpha1",
-                "kind": "ExecutionPolicy",
-                "metadata": {"name": "chat", "namespace": NAMESPACE},
-                "spec": {
-                    "selector": {"matchLabels": {"app": "model"}},
-                    "upstream": {"port": "http"},
-                },
-            }
-            cluster.kubectl("apply", "-f", "-", input=json.dumps(policy))
-            cluster.kubectl(
-                "patch",
-                "xp",
-                "chat",
-                "-n",
-                NAMESPACE,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                json.dumps({"status": {"observedGeneration": 1, "lastGoodGeneration": 1}}),
-            )
-            port = free_port()
-            log = open(Path(tmp) / "webhook.log", "wb")  # noqa: SIM115
-            webhook = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "execguard.cli.main",
-                    "webhook",
-                    "serve",
-                    "--kubeconfig",
-                    str(cluster.kubeconfig),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--url",
-                    f"https://127.0.0.1:{port}",
-                    "--extra-san",
-                    "127.0.0.1",
-                    "--namespace",
-                    "execguard-system",
-                    "--identity",
-                    "bench",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            insecure = ssl.create_default_context()
-            insecure.check_hostname = False
-            insecure.verify_mode = ssl.CERT_NONE
-
-            def get(path: str) -> str:
-                with urllib.request.urlopen(
-                    f"https://127.0.0.1:{port}{path}", context=insecure, timeout=5
-                ) as response:
-                    return str(response.read().decode())
-
-            def ready() -> bool:
-                try:
-                    get("/readyz")
-                except OSError:
-                    return False
-                return (
-                    cluster.kubectl(
-                        "get",
-                        "mutatingwebhookconfiguration",
-                        "execguard-sidecar-injector",
-                        check=False,
-                    ).returncode
-                    == 0
-                )
-
-            wait_for("the webhook", ready, 60)
+            apply_valid_policy(cluster, NAMESPACE)
+            webhook = start_webhook(cluster, Path(tmp) / "webhook.log", identity="bench")
             core = client.CoreV1Api(cluster.api_client())
             # Warm-up: connections, caches, the webhook's first TLS handshakes.
             for index in range(20):
@@ -199,7 +111,7 @@ def main() -> None:
                 timings[kind].append((time.perf_counter() - started) * 1000)
                 has_sidecar = bool(created.spec.init_containers)
                 assert has_sidecar == (kind == "injected"), f"{kind} pod {index} wrong"
-            metrics = get("/metrics")
+            _, metrics = webhook.get("/metrics")
             webhook_p50 = histogram_quantile(
                 metrics, "execguard_webhook_admission_duration_seconds", 0.5
             )
@@ -224,8 +136,7 @@ def main() -> None:
             )
         finally:
             if webhook is not None:
-                webhook.send_signal(signal.SIGTERM)
-                webhook.wait(timeout=20)
+                webhook.stop()
             cluster.stop()
 
 

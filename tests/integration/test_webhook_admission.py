@@ -21,6 +21,7 @@ import pytest
 from execguard.devkit.controlplane.cluster import free_port
 from execguard.devkit.stack import (
     Webhook,
+    apply_valid_policy,
     install_crds,
     remove_webhook_configurations,
     start_webhook,
@@ -30,32 +31,6 @@ from execguard.devkit.waiting import wait_for
 pytestmark = pytest.mark.integration
 
 IMAGE = "execguard.local/execguard:dev"
-
-
-def valid_policy(cluster: Any, namespace: str, name: str = "chat", **spec: Any) -> None:
-    """An ExecutionPolicy selecting app=model, marked valid as the operator would."""
-    body = {
-        "apiVersion": "execguard.io/v1alpha1",
-        "kind": "ExecutionPolicy",
-        "metadata": {"name": name, "namespace": namespace, "annotations": spec.pop("notes", {})},
-        "spec": {
-            "selector": {"matchLabels": {"app": "model"}},
-            "upstream": {"port": "http"},
-            **spec,
-        },
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
-    cluster.kubectl(
-        "patch",
-        "xp",
-        name,
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"observedGeneration": 1, "lastGoodGeneration": 1}}),
-    )
 
 
 def model_pod(name: str, opted_in: bool = True, **spec: Any) -> dict[str, Any]:
@@ -121,7 +96,7 @@ def webhook(control_plane: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def test_opted_in_selected_pod_is_injected_and_others_are_not(control_plane, webhook, namespace):
-    valid_policy(control_plane, namespace)
+    apply_valid_policy(control_plane, namespace)
     injected = create(control_plane, namespace, model_pod("a"))
     assert injected.returncode == 0, injected.stderr
     assert init_names(injected.stdout) == ["execguard-sidecar"]
@@ -132,7 +107,7 @@ def test_opted_in_selected_pod_is_injected_and_others_are_not(control_plane, web
 def test_dry_run_is_answered_without_creating_anything_or_posting_events(
     control_plane, webhook, namespace
 ):
-    valid_policy(control_plane, namespace)
+    apply_valid_policy(control_plane, namespace)
     dry = create(control_plane, namespace, model_pod("dry"), "--dry-run=server")
     assert init_names(dry.stdout) == ["execguard-sidecar"]
     dry_host = create(
@@ -149,7 +124,7 @@ def test_dry_run_is_answered_without_creating_anything_or_posting_events(
 def test_host_network_pod_is_not_injected_with_an_annotation_warning_and_event(
     control_plane, webhook, namespace
 ):
-    valid_policy(control_plane, namespace)
+    apply_valid_policy(control_plane, namespace)
     result = create(control_plane, namespace, model_pod("host", hostNetwork=True))
     assert result.returncode == 0, result.stderr
     pod = json.loads(result.stdout)
@@ -162,7 +137,7 @@ def test_host_network_pod_is_not_injected_with_an_annotation_warning_and_event(
 def test_named_upstream_port_missing_and_port_clash_are_explained(
     control_plane, webhook, namespace
 ):
-    valid_policy(control_plane, namespace)
+    apply_valid_policy(control_plane, namespace)
     clash = model_pod(
         "clash",
         container={
@@ -187,7 +162,7 @@ def test_named_upstream_port_missing_and_port_clash_are_explained(
 
 def test_opt_out_is_refused_where_the_namespace_forbids_it(control_plane, webhook, namespace):
     control_plane.kubectl("label", "namespace", namespace, "execguard.io/allow-opt-out=false")
-    valid_policy(control_plane, namespace)
+    apply_valid_policy(control_plane, namespace)
     pod = model_pod("out", metadata={"annotations": {"execguard.io/inject": "disabled"}})
     result = create(control_plane, namespace, pod)
     assert result.returncode != 0
@@ -196,7 +171,7 @@ def test_opt_out_is_refused_where_the_namespace_forbids_it(control_plane, webhoo
 
 def test_pods_in_excluded_namespaces_never_reach_the_webhook(control_plane, webhook):
     namespace = "execguard-system"
-    valid_policy(control_plane, namespace, name=f"sys-{uuid.uuid4().hex[:6]}")
+    apply_valid_policy(control_plane, namespace, name=f"sys-{uuid.uuid4().hex[:6]}")
     name = f"sys-{uuid.uuid4().hex[:6]}"
     result = create(control_plane, namespace, model_pod(name))
     try:
@@ -225,7 +200,7 @@ def test_injected_containers_pass_restricted_pod_security_and_a_limits_quota(
         },
     }
     control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(quota))
-    valid_policy(control_plane, namespace)
+    apply_valid_policy(control_plane, namespace)
     restricted = {
         "runAsNonRoot": True,
         "allowPrivilegeEscalation": False,
@@ -402,7 +377,7 @@ def test_two_replicas_behind_one_address_serve_and_one_manages(
                 )
             ),
         )
-        valid_policy(control_plane, namespace)
+        apply_valid_policy(control_plane, namespace)
         for index in range(8):
             result = create(control_plane, namespace, model_pod(f"p{index}"))
             assert init_names(result.stdout) == ["execguard-sidecar"], result.stderr
@@ -428,7 +403,7 @@ def test_two_replicas_behind_one_address_serve_and_one_manages(
 def test_webhook_down_fail_refuses_opted_in_pods_ignore_admits_them_and_the_audit_reports(
     control_plane, namespace, tmp_path
 ):
-    valid_policy(control_plane, namespace)
+    apply_valid_policy(control_plane, namespace)
     port = free_port()
     replica = Webhook(
         control_plane,
@@ -525,7 +500,7 @@ def test_webhook_down_fail_refuses_opted_in_pods_ignore_admits_them_and_the_audi
 
 
 def test_mirror_pods_are_not_injected(control_plane, webhook, namespace):
-    valid_policy(control_plane, namespace)
+    apply_valid_policy(control_plane, namespace)
     # The apiserver wants mirror pods bound; the node need not exist here.
     mirror = model_pod(
         "mirror",

@@ -51,6 +51,38 @@ def apply(cluster: ControlPlane, namespace: str, *objects: Mapping[str, Any]) ->
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))
 
 
+def apply_valid_policy(
+    cluster: ControlPlane, namespace: str, name: str = "chat", **spec: Any
+) -> None:
+    """An ExecutionPolicy selecting app=model, its status marked valid as the operator would.
+
+    For webhook tests and benchmarks that do not run the operator; `notes`
+    become annotations, any other keyword a spec field.
+    """
+    body = {
+        "apiVersion": "execguard.io/v1alpha1",
+        "kind": "ExecutionPolicy",
+        "metadata": {"name": name, "namespace": namespace, "annotations": spec.pop("notes", {})},
+        "spec": {
+            "selector": {"matchLabels": {"app": "model"}},
+            "upstream": {"port": "http"},
+            **spec,
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
+    cluster.kubectl(
+        "patch",
+        "xp",
+        name,
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"observedGeneration": 1, "lastGoodGeneration": 1}}),
+    )
+
+
 class ExecguardProcess:
     """An `execguard` subcommand as a child process, its output in `log`."""
 
