@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from execguard.cli.options import (
+    IdentityOption,
+    KubeconfigOption,
+    VerboseOption,
+    configure_logging,
+)
+
 
 def operator(
-    kubeconfig: Annotated[
-        Path | None,
-        typer.Option("--kubeconfig", help="Kubeconfig to use; in-cluster config when omitted."),
-    ] = None,
+    kubeconfig: KubeconfigOption = None,
     metrics_port: Annotated[
         int | None, typer.Option("--metrics-port", help="Port of /metrics (0 disables).")
     ] = None,
     health_port: Annotated[
         int | None, typer.Option("--health-port", help="Port of /healthz (0 disables).")
     ] = None,
-    identity: Annotated[
-        str | None, typer.Option("--identity", help="This replica's name in the Lease.")
-    ] = None,
+    identity: IdentityOption = None,
     lease_namespace: Annotated[
         str | None, typer.Option("--lease-namespace", help="Namespace holding the Lease.")
     ] = None,
@@ -36,17 +37,14 @@ def operator(
     opa: Annotated[
         Path | None, typer.Option("--opa", help="An opa binary for `opa check` of Rego modules.")
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run the operator; flags override EXECGUARD_OPERATOR_* environment variables."""
     # Imported here so `execguard --help` works without the operator extra installed.
     from execguard.operator.runner import LostLeadership, run_operator
     from execguard.operator.settings import SettingsError, load_settings
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose)
     try:
         settings = load_settings(
             kubeconfig=kubeconfig,

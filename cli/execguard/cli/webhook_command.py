@@ -16,6 +16,13 @@ from typing import Annotated
 
 import typer
 
+from execguard.cli.options import (
+    IdentityOption,
+    KubeconfigOption,
+    VerboseOption,
+    configure_logging,
+)
+
 app = typer.Typer(
     help="The admission webhook that injects the execguard sidecar.", no_args_is_help=True
 )
@@ -23,10 +30,7 @@ app = typer.Typer(
 
 @app.command("serve")
 def serve(
-    kubeconfig: Annotated[
-        Path | None,
-        typer.Option("--kubeconfig", help="Kubeconfig to use; in-cluster config when omitted."),
-    ] = None,
+    kubeconfig: KubeconfigOption = None,
     host: Annotated[str | None, typer.Option("--host", help="Address to bind.")] = None,
     port: Annotated[int | None, typer.Option("--port", help="HTTPS port.")] = None,
     namespace: Annotated[
@@ -47,26 +51,21 @@ def serve(
         bool | None,
         typer.Option("--manage/--no-manage", help="Take part in the Lease for management."),
     ] = None,
-    identity: Annotated[
-        str | None, typer.Option("--identity", help="This replica's name in the Lease.")
-    ] = None,
+    identity: IdentityOption = None,
     sidecar_image: Annotated[
         str | None, typer.Option("--sidecar-image", help="Image of the injected sidecar.")
     ] = None,
     audit_interval: Annotated[
         float | None, typer.Option("--audit-interval", help="Seconds between audits.")
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Serve the webhook; flags override EXECGUARD_WEBHOOK_* environment variables."""
     # Imported here so `execguard --help` works without the operator extra installed.
     from execguard.operator.webhook.process import run_webhook
     from execguard.operator.webhook.settings import SettingsError, load_settings
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose)
     try:
         settings = load_settings(
             kubeconfig=kubeconfig,
